@@ -1,0 +1,41 @@
+# make setup | make run | make test   (see README.md)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# Tests use their own database (pytest-django creates test_<name> and drops it after).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pointscene
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup run migrate test test-postgres test-sqlite lint bench-api
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+migrate: setup
+	$(PY) manage.py migrate --no-input
+
+run: migrate
+	@echo "Scheduled-jobs service on http://127.0.0.1:$(PORT)/graphql  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+test: lint test-postgres test-sqlite
+
+test-postgres: setup
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
+
+test-sqlite: setup
+	DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 $(PY) -m pytest -q
+
+bench-api: setup
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_bench} $(PY) bench/api.py

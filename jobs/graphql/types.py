@@ -1,0 +1,158 @@
+import graphene
+from cron_descriptor import Options, get_description
+from django.utils import timezone
+
+from jobs import history
+from jobs.models import FrequencyType as FrequencyTypeChoices
+from jobs.models import JobHistory as JobHistoryModel
+from jobs.models import ScheduledJob as ScheduledJobModel
+from jobs.schedule import normalize_cron
+from pointscene.graphql.scalars import JSON
+
+MAX_NEXT_RUNS = 100
+
+
+class FrequencyType(graphene.Enum):
+    """How a job's schedule is given."""
+
+    CRON_BASED = "CRON_BASED"
+    INTERVAL_BASED = "INTERVAL_BASED"
+
+    @property
+    def description(self) -> str:
+        if self == FrequencyType.CRON_BASED:
+            return "cronExpression (standard 5-field cron) required, intervalMinutes must be absent."
+        return "intervalMinutes (positive integer) required, cronExpression must be absent."
+
+
+class RunStatus(graphene.Enum):
+    """Where a run is in its life."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"
+
+
+def enum_value(value: object) -> object:
+    """Graphene hands resolvers enum members; the domain wants their string values."""
+    return getattr(value, "value", value)
+
+
+class JobHistory(graphene.ObjectType):
+    """One run of a scheduled job."""
+
+    id = graphene.ID(required=True, description="The run's id.")
+    job_id = graphene.ID(required=True, description="The id of the job this run belongs to.")
+    success = graphene.Boolean(description="Null while the run is queued or going; then whether it succeeded.")
+    log_path = graphene.String(description="Where the run's log is stored.")
+    created_at = graphene.DateTime(required=True, description="When the run was recorded (UTC).")
+    signed_log_url = graphene.String(
+        description="Time-limited URL that downloads the log without a token; null while there is no log."
+    )
+    status = graphene.Field(RunStatus, required=True, description="Where the run is in its life.")
+    trigger = graphene.String(required=True, description="SCHEDULE or MANUAL.")
+    scheduled_for = graphene.DateTime(description="The schedule slot this run is for (UTC); null for manual runs.")
+    started_at = graphene.DateTime(description="When a worker started the run (UTC).")
+    finished_at = graphene.DateTime(description="When the run ended (UTC).")
+    error = graphene.String(description="Why the run failed, when it did.")
+    steps = JSON(description="Per workflow task: status, timings, counters.")
+
+    class Meta:
+        name = "JobHistory"
+
+    @staticmethod
+    def resolve_signed_log_url(row: JobHistoryModel, info) -> str | None:
+        # Runs do not write logs yet (the scheduling issue adds the worker, the log and its signed link).
+        return None
+
+    @staticmethod
+    def resolve_status(row: JobHistoryModel, info) -> str:
+        return row.status
+
+
+class JobHistoryPage(graphene.ObjectType):
+    """One page of an instance's run history, newest first."""
+
+    items = graphene.List(graphene.NonNull(JobHistory), required=True, description="The runs on this page.")
+    cursor = graphene.String(description="Pass as page.after to get the next page; null when the page is empty.")
+    has_next_page = graphene.Boolean(required=True, description="True when older runs follow this page.")
+
+    class Meta:
+        name = "JobHistoryPage"
+
+
+class PageInput(graphene.InputObjectType):
+    """Which page of a list to return."""
+
+    first = graphene.Int(description="How many items, from 1 to 500; default 100.")
+    after = graphene.String(description="The cursor of the previous page, to continue after it.")
+
+    class Meta:
+        name = "PageInput"
+
+
+class ScheduledJob(graphene.ObjectType):
+    """A workflow that runs on a cron expression or every N minutes."""
+
+    id = graphene.ID(required=True, description="The job's id.")
+    instance_id = graphene.ID(required=True, description="The instance the job belongs to.")
+    name = graphene.String(description="A human-readable name.")
+    description = graphene.String(description="What the job does.")
+    workflow = JSON(required=True, description="The workflow the job runs, exactly as last given.")
+    frequency_type = graphene.Field(FrequencyType, required=True, description="How the schedule is given.")
+    cron_expression = graphene.String(description="The cron expression, for CRON_BASED jobs.")
+    interval_minutes = graphene.Int(description="Minutes between runs, for INTERVAL_BASED jobs.")
+    active = graphene.Boolean(required=True, description="Whether the job runs on its schedule.")
+    next_run = graphene.DateTime(description="When the job runs next (UTC); null while inactive.")
+    last_run = graphene.DateTime(description="When the latest run started (UTC); null until the first run.")
+    created_at = graphene.DateTime(required=True, description="When the job was created (UTC).")
+    history = graphene.List(
+        graphene.NonNull(JobHistory), required=True, description="The latest runs (up to 10), newest first."
+    )
+    timezone = graphene.String(
+        required=True, description="IANA time zone in which the cron expression is read; default UTC."
+    )
+    next_runs = graphene.List(
+        graphene.NonNull(graphene.DateTime),
+        required=True,
+        count=graphene.Int(default_value=5, description=f"How many upcoming runs, from 1 to {MAX_NEXT_RUNS}."),
+        description="The next runs (UTC), soonest first; empty while inactive.",
+    )
+    schedule_description = graphene.String(required=True, description='The schedule in words: "At 06:00".')
+
+    class Meta:
+        name = "ScheduledJob"
+
+    @staticmethod
+    def resolve_frequency_type(job: ScheduledJobModel, info) -> str:
+        return job.frequency_type
+
+    @staticmethod
+    def resolve_next_run(job: ScheduledJobModel, info):
+        return job.next_run(timezone.now())
+
+    @staticmethod
+    def resolve_last_run(job: ScheduledJobModel, info):
+        return job.last_run_at
+
+    @staticmethod
+    def resolve_history(job: ScheduledJobModel, info):
+        return history.recent_history(job)
+
+    @staticmethod
+    def resolve_next_runs(job: ScheduledJobModel, info, count: int = 5):
+        # Out-of-range counts are clamped: this is a convenience view, not a place to fail a whole query.
+        return job.next_runs(max(1, min(count, MAX_NEXT_RUNS)), timezone.now())
+
+    @staticmethod
+    def resolve_schedule_description(job: ScheduledJobModel, info) -> str:
+        if job.frequency_type == FrequencyTypeChoices.INTERVAL_BASED:
+            n = job.interval_minutes
+            return "Every minute" if n == 1 else f"Every {n} minutes"
+        options = Options()
+        options.use_24hour_time_format = True
+        text = get_description(normalize_cron(job.cron_expression), options)
+        return text if job.timezone == "UTC" else f"{text} ({job.timezone})"

@@ -1,0 +1,103 @@
+"""Cron and interval arithmetic: the one place that says when a job runs.
+
+Occurrences are computed on the job's local wall clock and returned as aware UTC datetimes. On a day the
+clock skips an hour, a time inside the gap runs once, at the instant the clock jumps to; on a day it repeats
+an hour, a time inside it runs once, on its first pass.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from croniter import CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, croniter
+
+# The nicknames of standard cron that mean a schedule (not @reboot).
+CRON_NICKNAMES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+MAX_CRON_LENGTH = 200
+
+
+class InvalidCron(ValueError):
+    pass
+
+
+def normalize_cron(expression: str) -> str:
+    """The 5-field form of a cron expression, or InvalidCron saying why not."""
+    text = " ".join(expression.split())
+    if not text:
+        raise InvalidCron("cron expression is empty")
+    if len(text) > MAX_CRON_LENGTH:
+        raise InvalidCron(f"cron expression is longer than {MAX_CRON_LENGTH} characters")
+    if text.startswith("@"):
+        try:
+            return CRON_NICKNAMES[text.lower()]
+        except KeyError:
+            allowed = ", ".join(sorted(CRON_NICKNAMES))
+            raise InvalidCron(f"unknown cron nickname {text!r}; use one of {allowed}") from None
+    fields = text.split(" ")
+    if len(fields) != 5:
+        raise InvalidCron(
+            f"cron expression must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
+    try:
+        # Build and step once: croniter accepts some expressions at parse time that can never fire.
+        croniter(text, datetime(2000, 1, 1)).get_next(datetime)  # noqa: DTZ001 - wall-clock arithmetic
+    except (CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, ValueError, KeyError) as exc:
+        raise InvalidCron(f"invalid cron expression: {exc}") from None
+    return text
+
+
+def validate_timezone(name: str) -> ZoneInfo:
+    if name not in _timezone_names():
+        raise ZoneInfoNotFoundError(name)
+    return ZoneInfo(name)
+
+
+_TZ_NAMES: frozenset[str] | None = None
+
+
+def _timezone_names() -> frozenset[str]:
+    global _TZ_NAMES
+    if _TZ_NAMES is None:
+        _TZ_NAMES = frozenset(available_timezones())
+    return _TZ_NAMES
+
+
+def _to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
+    # fold=0: in a repeated hour this is the first pass; in a skipped hour zoneinfo applies the offset from
+    # before the jump, which lands on the instant the clock jumps to (02:30 -> 03:30 on the spring day).
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def cron_occurrences(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:
+    """Occurrences strictly after `after` (aware), ascending, as aware UTC datetimes."""
+    tz = ZoneInfo(tz_name)
+    local_after = after.astimezone(tz).replace(tzinfo=None)
+    # Start an hour back in wall-clock time so that a time squeezed by a DST gap is not stepped over.
+    it = croniter(normalize_cron(expression), local_after - timedelta(hours=1))
+    last = after
+    while True:
+        wall = it.get_next(datetime)
+        instant = _to_utc(wall, tz)
+        if instant > last:
+            last = instant
+            yield instant
+
+
+def interval_occurrences(anchor: datetime, minutes: int, after: datetime) -> Iterator[datetime]:
+    """anchor + k*minutes for k >= 1, strictly after `after`."""
+    step = timedelta(minutes=minutes)
+    if after < anchor:
+        k = 1
+    else:
+        k = (after - anchor) // step + 1
+    while True:
+        yield anchor + k * step
+        k += 1

@@ -1,0 +1,53 @@
+"""What every resolver and mutation of the API shares."""
+
+from typing import Any
+
+import graphene
+from graphene_django.constants import MUTATION_ERRORS_FLAG
+from graphql import GraphQLResolveInfo
+
+from jobs.access import NotFound, Principal
+from jobs.tasktypes.args import parse_id
+from pointscene.graphql.errors import coded_errors
+
+
+def principal(info: GraphQLResolveInfo) -> Principal:
+    # Set by ApiGraphQLView after it verified the bearer token; a request without one never gets here.
+    return info.context.principal
+
+
+def id_arg(value: object, field: str, what: str) -> int:
+    """A client-sent ID as an int; anything malformed reads as 'not found', like an unknown id."""
+    parsed = parse_id(value)
+    if parsed is None:
+        raise NotFound(field, what)
+    return parsed
+
+
+class BaseMutation(graphene.Mutation):
+    """A mutation returning its object directly, with domain errors turned into coded GraphQL errors.
+
+    Subclasses implement `perform(info, principal, **arguments)`; they ask jobs.access before acting.
+    """
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def mutate(cls, root: Any, info: GraphQLResolveInfo, **arguments: Any) -> Any:
+        try:
+            return coded_errors(cls.perform)(info, principal(info), **arguments)
+        except Exception:
+            # Makes graphene-django roll back the whole document's transaction: nothing partial stays.
+            setattr(info.context, MUTATION_ERRORS_FLAG, True)
+            raise
+
+    @classmethod
+    def perform(cls, info: GraphQLResolveInfo, principal: Principal, **arguments: Any) -> Any:
+        raise NotImplementedError
+
+
+class SuccessPayload(graphene.ObjectType):
+    """The answer of a mutation that returns nothing else."""
+
+    success = graphene.Boolean(required=True, description="True when the change was made.")

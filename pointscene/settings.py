@@ -1,0 +1,150 @@
+"""Settings of the scheduled-jobs service. Everything comes from the environment, with safe local defaults."""
+
+from pathlib import Path
+
+import dj_database_url
+
+from pointscene.env import env_bool, env_int, env_list, env_str
+from pointscene.keys import load_config_keys
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+# A fixed development key is fine only because DEBUG-less deployments must set SECRET_KEY (see compose.yaml).
+SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-set-SECRET_KEY-in-production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "graphene_django",
+    "oauth2_provider",
+    "django_celery_results",
+    "jobs",
+    "configs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pointscene.urls"
+WSGI_APPLICATION = "pointscene.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite file by default (embedded, nothing to install); PostgreSQL when DATABASE_URL says so.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
+
+# --- GraphQL
+GRAPHENE = {
+    "SCHEMA": "pointscene.graphql.schema.schema",
+    # A mutation that reports an error leaves nothing behind.
+    "ATOMIC_MUTATIONS": True,
+}
+
+# --- OAuth 2.0 (django-oauth-toolkit)
+OAUTH2_PROVIDER = {
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", 14400),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS", 30 * 24 * 3600),
+    "ROTATE_REFRESH_TOKEN": True,
+    # Tokens are stored only as SHA-256 checksums (RFC 9700); client secrets are hashed by default.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "SCOPES_BACKEND_CLASS": "jobs.oauth.InstanceScopes",
+    "OAUTH2_VALIDATOR_CLASS": "jobs.oauth.Validator",
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+}
+
+# django-oauth-toolkit's models are swappable; naming them lets our models point at them in migrations.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+
+# --- Redis, Celery, RedBeat
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+CELERY_REDBEAT_REDIS_URL = env_str("REDBEAT_REDIS_URL", REDIS_URL)
+CELERY_REDBEAT_KEY_PREFIX = env_str("REDBEAT_KEY_PREFIX", "pointscene:redbeat:")
+CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", 60)
+
+# --- Configs: Fernet keys, newest first. Unset in development: a key generated into var/ (never committed).
+# Production (compose.yaml) sets CONFIGS_DEV_KEY=0 so a missing key is an error, not a fresh key.
+CONFIG_ENCRYPTION_KEYS = load_config_keys(
+    env_list("CONFIG_ENCRYPTION_KEYS"), VAR_DIR, allow_dev_key=env_bool("CONFIGS_DEV_KEY", True)
+)
+
+# --- API limits
+JOBS_HISTORY_PAGE_DEFAULT = env_int("JOBS_HISTORY_PAGE_DEFAULT", 100)
+JOBS_HISTORY_PAGE_MAX = env_int("JOBS_HISTORY_PAGE_MAX", 500)
+JOBS_RECENT_HISTORY = env_int("JOBS_RECENT_HISTORY", 10)
+JOBS_MAX_INTERVAL_MINUTES = env_int("JOBS_MAX_INTERVAL_MINUTES", 366 * 24 * 60)
+JOBS_MAX_WORKFLOW_BYTES = env_int("JOBS_MAX_WORKFLOW_BYTES", 64 * 1024)
+JOBS_MAX_WORKFLOW_TASKS = env_int("JOBS_MAX_WORKFLOW_TASKS", 100)
+CONFIGS_MAX_BYTES = env_int("CONFIGS_MAX_BYTES", 64 * 1024)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # graphql-core logs every resolver exception with its traceback; ours are already turned into coded errors.
+    "loggers": {"graphql.execution.utils": {"level": "CRITICAL"}},
+}
+CONFIGS_ALLOW_LOCAL_REMOTES = env_bool("CONFIGS_ALLOW_LOCAL_REMOTES", False)

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+from oauth2_provider.views import TokenView
+
+from pointscene.graphql.view import ApiGraphQLView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("oauth2/token", csrf_exempt(TokenView.as_view()), name="oauth2-token"),
+    path("oauth2/token/", csrf_exempt(TokenView.as_view())),
+    path("graphql", csrf_exempt(ApiGraphQLView.as_view(graphiql=True)), name="graphql"),
+    path("graphql/", csrf_exempt(ApiGraphQLView.as_view(graphiql=True))),
+]
