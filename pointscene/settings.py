@@ -96,6 +96,8 @@ OAUTH2_PROVIDER = {
     "ROTATE_REFRESH_TOKEN": True,
     # Tokens are stored only as SHA-256 checksums (RFC 9700); client secrets are hashed by default.
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # The contract (examples/token.http) has existing clients on the password grant; RFC 9700 discourages it.
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": False,
     "SCOPES_BACKEND_CLASS": "jobs.oauth.InstanceScopes",
     "OAUTH2_VALIDATOR_CLASS": "jobs.oauth.Validator",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],

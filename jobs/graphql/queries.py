@@ -2,11 +2,13 @@ import graphene
 
 from jobs import history
 from jobs.access import Need, NotFound, require_instance
-from jobs.graphql.types import JobHistory, JobHistoryPage, PageInput, ScheduledJob
+from jobs.graphql.types import JobHistory, JobHistoryPage, PageInput, ScheduledJob, WorkflowProblem
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
 from pointscene.graphql.base import id_arg, principal
+from jobs.workflow import check_workflow
 from pointscene.graphql.errors import coded_errors
+from pointscene.graphql.scalars import JSON
 
 
 def visible_job(info, job_id: object, need: Need = Need.READ, field: str = "jobId") -> ScheduledJobModel:
@@ -44,6 +46,25 @@ class JobQueries(graphene.ObjectType):
         job_history_id=graphene.ID(required=True, description="The run's id."),
         description="One run; null (and a NOT_FOUND error) when it is not visible.",
     )
+
+    validate_workflow = graphene.List(
+        graphene.NonNull(WorkflowProblem),
+        required=True,
+        instance_id=graphene.ID(required=True, description="The instance the workflow would run in."),
+        workflow=JSON(required=True, description="The workflow to check."),
+        description="Every problem createScheduledJob would find in a workflow; empty when it is valid.",
+    )
+
+    @staticmethod
+    @coded_errors
+    def resolve_validate_workflow(root, info, instance_id, workflow):
+        instance = require_instance(
+            principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
+        )
+        return [
+            WorkflowProblem(field=field, code="INVALID_WORKFLOW", message=message)
+            for field, message in check_workflow(workflow, instance)
+        ]
 
     @staticmethod
     @coded_errors

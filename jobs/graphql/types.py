@@ -156,3 +156,14 @@ class ScheduledJob(graphene.ObjectType):
         options.use_24hour_time_format = True
         text = get_description(normalize_cron(job.cron_expression), options)
         return text if job.timezone == "UTC" else f"{text} ({job.timezone})"
+
+
+class WorkflowProblem(graphene.ObjectType):
+    """One thing wrong with a workflow."""
+
+    field = graphene.String(required=True, description='Where, as a path: "workflow.tasks[1].inputs[0]".')
+    code = graphene.String(required=True, description="A stable code, e.g. INVALID_WORKFLOW.")
+    message = graphene.String(required=True, description="What is wrong, for people.")
+
+    class Meta:
+        name = "ValidationError"

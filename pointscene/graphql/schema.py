@@ -1,6 +1,7 @@
 import graphene
 
 from configs.graphql.mutations.add_job_config import AddJobConfig
+from jobs.graphql.mutations.create_instance import CreateInstance
 from jobs.graphql.mutations.create_scheduled_job import CreateScheduledJob
 from jobs.graphql.mutations.delete_scheduled_job import DeleteScheduledJob
 from jobs.graphql.mutations.update_scheduled_job import UpdateScheduledJob
@@ -17,6 +18,7 @@ class Mutation(graphene.ObjectType):
     create_scheduled_job = CreateScheduledJob.Field(description=CreateScheduledJob.__doc__, required=True)
     update_scheduled_job = UpdateScheduledJob.Field(description=UpdateScheduledJob.__doc__, required=True)
     delete_scheduled_job = DeleteScheduledJob.Field(description=DeleteScheduledJob.__doc__, required=True)
+    create_instance = CreateInstance.Field(description=CreateInstance.__doc__, required=True)
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation, types=[JSON])
