@@ -59,7 +59,10 @@ def add_job_config(resource: Resource, config: object) -> None:
 
     # Lock the resource row so that two merges of the same resource apply one after the other.
     Resource.objects.select_for_update().filter(pk=resource.pk).first()
-    removed = [name for name, value in checked.items() if value is None]
+    removed = {name for name, value in checked.items() if value is None}
+    existing = set(RemoteConfig.objects.filter(resource=resource).values_list("name", flat=True))
+    if len((existing - removed) | (set(checked) - removed)) > MAX_REMOTES:
+        raise errors.invalid("config", errors.INVALID_CONFIG, f"a resource holds at most {MAX_REMOTES} remotes")
     RemoteConfig.objects.filter(resource=resource, name__in=removed).delete()
     for name, value in checked.items():
         if value is None:
@@ -69,6 +72,3 @@ def add_job_config(resource: Resource, config: object) -> None:
             name=name,
             defaults={"type": value["type"], "settings_encrypted": encrypt_json(value)},
         )
-    total = RemoteConfig.objects.filter(resource=resource).count()
-    if total > MAX_REMOTES:
-        raise errors.invalid("config", errors.INVALID_CONFIG, f"a resource holds at most {MAX_REMOTES} remotes")

@@ -1,10 +1,12 @@
 """Cron and interval arithmetic: the one place that says when a job runs.
 
 Occurrences are computed on the job's local wall clock and returned as aware UTC datetimes. On a day the
-clock skips an hour, a time inside the gap runs once, at the instant the clock jumps to; on a day it repeats
-an hour, a time inside it runs once, on its first pass.
+clock skips an hour, a time inside the gap runs once, shifted forward by the gap (Helsinki's 03:30 on the spring
+day runs at 04:30 EEST, as if the clock had not jumped yet); on a day the clock repeats an hour, a time inside it
+runs once, on its first pass.
 """
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -22,6 +24,20 @@ CRON_NICKNAMES = {
     "@hourly": "0 * * * *",
 }
 MAX_CRON_LENGTH = 200
+_MONTHS = "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"
+_DAYS = "SUN|MON|TUE|WED|THU|FRI|SAT"
+# Standard cron only: numbers, names for months and weekdays, * , - /. Not croniter's L, W, # or ? extensions.
+_FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+_ATOM = {
+    0: r"\d{1,2}",
+    1: r"\d{1,2}",
+    2: r"\d{1,2}",
+    3: rf"\d{{1,2}}|{_MONTHS}",
+    4: rf"\d|{_DAYS}",
+}
+_FIELD_RE = {
+    i: re.compile(rf"^(\*|(?:{atom})(?:-(?:{atom}))?)(/\d{{1,2}})?$", re.IGNORECASE) for i, atom in _ATOM.items()
+}
 
 
 class InvalidCron(ValueError):
@@ -46,6 +62,14 @@ def normalize_cron(expression: str) -> str:
         raise InvalidCron(
             f"cron expression must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
+    for i, value in enumerate(fields):
+        for part in value.split(","):
+            match = _FIELD_RE[i].match(part)
+            if not match:
+                raise InvalidCron(f"invalid {_FIELD_NAMES[i]} field {value!r}")
+            low, _, high = match[1].partition("-")
+            if high and low.isdigit() and high.isdigit() and int(low) > int(high):
+                raise InvalidCron(f"invalid range {match[1]!r} in the {_FIELD_NAMES[i]} field")
     try:
         # Build and step once: croniter accepts some expressions at parse time that can never fire.
         croniter(text, datetime(2000, 1, 1)).get_next(datetime)  # noqa: DTZ001 - wall-clock arithmetic
@@ -94,6 +118,8 @@ def cron_occurrences(expression: str, tz_name: str, after: datetime) -> Iterator
 def interval_occurrences(anchor: datetime, minutes: int, after: datetime) -> Iterator[datetime]:
     """anchor + k*minutes for k >= 1, strictly after `after`."""
     step = timedelta(minutes=minutes)
+    # Aware arithmetic in a local zone is wall-clock arithmetic; intervals are exact, so count in UTC.
+    anchor = anchor.astimezone(UTC)
     if after < anchor:
         k = 1
     else:

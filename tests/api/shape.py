@@ -17,11 +17,12 @@ from graphql import (
 
 def _check_scalar(name: str, value: object, path: str) -> None:
     if name == "ID":
-        assert isinstance(value, str) and value, f"{path}: ID must be a non-empty string, got {value!r}"
+        assert isinstance(value, str), f"{path}: ID must be a string, got {value!r}"
+        assert value, f"{path}: ID is empty"
     elif name == "String":
         assert isinstance(value, str), f"{path}: expected String, got {value!r}"
     elif name == "Int":
-        assert isinstance(value, int) and not isinstance(value, bool), f"{path}: expected Int, got {value!r}"
+        assert type(value) is int, f"{path}: expected Int, got {value!r}"
     elif name == "Boolean":
         assert isinstance(value, bool), f"{path}: expected Boolean, got {value!r}"
     elif name == "DateTime":
