@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# One image for every process of the scheduled-jobs service: web (gunicorn), worker and beat (celery), migrate.
+# compose.yaml runs it; see .env.example for the settings it needs at run time.
+
+# --- build: the project and its runtime dependencies in a virtualenv (no dev extras: no pytest, no ruff).
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml ./
+COPY pointscene ./pointscene
+COPY jobs ./jobs
+COPY configs ./configs
+RUN pip install .
+
+# --- runtime
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH \
+    VAR_DIR=/app/var \
+    MEDIA_ROOT=/app/var/media \
+    STATIC_ROOT=/app/staticfiles \
+    WEB_CONCURRENCY=2
+
+# A fixed numeric uid/gid, so orchestrators can check "non-root" and volumes keep one owner across rebuilds.
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY manage.py ./
+
+# Static files (the admin's) are collected into the image. Settings must import for that: CONFIGS_DEV_KEY=0 makes
+# CONFIG_ENCRYPTION_KEYS mandatory, so this one step gets a throwaway key generated on the spot; it is not kept in
+# any layer's environment, and the real key only ever comes from the run-time environment.
+# /app/var (job logs under media/) is the only place the service writes; compose mounts a volume there.
+RUN CONFIG_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+    SECRET_KEY=collectstatic-build-step-only \
+    CONFIGS_DEV_KEY=0 \
+    DEBUG=0 \
+    python manage.py collectstatic --no-input \
+ && mkdir -p /app/var/media \
+ && chown -R app:app /app/var
+
+USER 10001:10001
+EXPOSE 8000
+
+# Workers: gunicorn reads WEB_CONCURRENCY itself (default above, override at run time); GUNICORN_CMD_ARGS adds options.
+# Heartbeat files in memory (/dev/shm), and no control socket: it would go to $HOME, which the app user cannot write.
+CMD ["gunicorn", "pointscene.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", \
+     "--worker-tmp-dir", "/dev/shm", "--no-control-socket"]
