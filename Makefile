@@ -21,9 +21,9 @@ $(VENV)/.installed: pyproject.toml
 migrate: setup
 	$(PY) manage.py migrate --no-input
 
+# Web, one worker and beat together (Procfile); starts a private redis-server if none answers at REDIS_URL.
 run: migrate
-	@echo "Scheduled-jobs service on http://127.0.0.1:$(PORT)/graphql  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	PORT=$(PORT) $(PY) -m pointscene.run
 
 lint: setup
 	$(VENV)/bin/ruff check .

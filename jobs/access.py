@@ -139,10 +139,16 @@ def may_request_scope(scope: str, *, user_id: int | None, application_id: int | 
     return Resource.objects.filter(pk=object_id, instance_id__in=linked).exists()
 
 
-def require_instance(principal: Principal, instance_id: int | None, need: Need, field: str) -> int:
-    """The instance id if the caller may `need` it; NotFound/Forbidden otherwise."""
+def require_instance(
+    principal: Principal, instance_id: int | None, need: Need, field: str, what: str = "instance"
+) -> int:
+    """The instance id if the caller may `need` it; NotFound/Forbidden otherwise.
+
+    `what` names the object the caller asked for (a job, a run) so that "not visible" reads exactly like
+    "does not exist" for it.
+    """
     if instance_id is None or not principal.can_instance(instance_id, Need.READ):
-        raise NotFound(field, "instance")
+        raise NotFound(field, what)
     if need is Need.WRITE and not principal.can_instance(instance_id, Need.WRITE):
         raise Forbidden(field)
     return instance_id

@@ -14,6 +14,7 @@ INVALID_PAGE = "INVALID_PAGE"
 INVALID_CURSOR = "INVALID_CURSOR"
 NOT_FOUND = "NOT_FOUND"
 FORBIDDEN = "FORBIDDEN"
+NOT_CANCELLABLE = "NOT_CANCELLABLE"
 
 
 def invalid(field: str, code: str, message: str) -> ValidationError:

@@ -68,6 +68,9 @@ class ScheduledJob(models.Model):
     schedule_anchor = models.DateTimeField(default=now)
     # When the latest run started; written by the worker so that listing jobs needs no aggregate.
     last_run_at = models.DateTimeField(null=True, blank=True)
+    time_limit_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Overrides JOBS_RUN_TIME_LIMIT for this job's runs."
+    )
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,10 +137,21 @@ class JobHistory(models.Model):
     error = models.TextField(null=True, blank=True)
     steps = models.JSONField(null=True, blank=True)
     log_path = models.CharField(max_length=500, null=True, blank=True)
+    # Set by cancelJobRun; the worker running it notices within a second or two and stops.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:
         verbose_name_plural = "job history"
+        constraints = [
+            # The idempotency key of a scheduled run: one row per (job, slot), however often it is delivered.
+            models.UniqueConstraint(
+                fields=["job", "scheduled_for"],
+                condition=models.Q(scheduled_for__isnull=False),
+                name="history_one_run_per_slot",
+            )
+        ]
         indexes = [
             models.Index(fields=["instance", "-created_at", "-id"], name="history_instance_newest"),
             models.Index(fields=["job", "-created_at", "-id"], name="history_job_newest"),
@@ -145,6 +159,10 @@ class JobHistory(models.Model):
 
     def __str__(self) -> str:
         return f"Run #{self.pk} of job #{self.job_id} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in (RunStatus.QUEUED, RunStatus.RUNNING)
 
     @property
     def success(self) -> bool | None:

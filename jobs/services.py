@@ -10,8 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import errors
-from jobs.models import FrequencyType, Instance, Resource, ScheduledJob
+from jobs.models import FrequencyType, Instance, JobHistory, Resource, RunStatus, RunTrigger, ScheduledJob
 from jobs.schedule import InvalidCron, normalize_cron, validate_timezone
+from jobs.scheduling import schedule_after_commit
 from jobs.workflow import validate_workflow
 
 UNSET: Any = object()
@@ -106,6 +107,7 @@ def create_job(
     validate_workflow(workflow, instance.pk)
     job.workflow = workflow
     job.save()
+    schedule_after_commit(job.pk)
     return job
 
 
@@ -166,6 +168,7 @@ def update_job(
         # Interval jobs count from a reactivation or a schedule change, not from a stale anchor.
         job.schedule_anchor = timezone.now()
     job.save()
+    schedule_after_commit(job.pk)
     return job
 
 
@@ -195,13 +198,49 @@ def save_job(job: ScheduledJob) -> ScheduledJob:
         ):
             job.schedule_anchor = timezone.now()
     job.save()
+    schedule_after_commit(job.pk)
     return job
 
 
 @transaction.atomic
 def delete_job(job: ScheduledJob) -> None:
-    """Deletes the job and its history."""
+    """Deletes the job, its schedule entry and its history."""
+    job_id = job.pk
     job.delete()
+    schedule_after_commit(job_id)
+
+
+@transaction.atomic
+def set_active(job: ScheduledJob, active: bool) -> ScheduledJob:
+    """Pauses or resumes a job (the admin's actions use this)."""
+    return update_job(job, active=active)
+
+
+@transaction.atomic
+def run_now(job: ScheduledJob) -> JobHistory:
+    """Queues a run outside the schedule (trigger MANUAL); a worker picks it up once this commits."""
+    run = JobHistory.objects.create(job=job, instance_id=job.instance_id, trigger=RunTrigger.MANUAL)
+    run_id = run.pk
+
+    def enqueue() -> None:
+        from jobs.tasks import run_queued
+
+        run_queued.delay(run_id)
+
+    transaction.on_commit(enqueue)
+    return run
+
+
+def cancel_run(run: JobHistory) -> JobHistory:
+    """Cancels a queued run at once; asks the worker running a running one to stop it (it marks it CANCELLED)."""
+    now = timezone.now()
+    if JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, finished_at=now, error="cancelled before it started", cancel_requested_at=now
+    ):
+        return JobHistory.objects.get(pk=run.pk)
+    if JobHistory.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested_at=now):
+        return JobHistory.objects.get(pk=run.pk)
+    raise errors.invalid("jobHistoryId", errors.NOT_CANCELLABLE, f"the run has already ended ({run.status})")
 
 
 def create_instance(name: str) -> Instance:

@@ -102,6 +102,8 @@ OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", 14400),
     "REFRESH_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_REFRESH_TOKEN_EXPIRE_SECONDS", 30 * 24 * 3600),
     "ROTATE_REFRESH_TOKEN": True,
+    # Replaying a used refresh token revokes the whole family it belongs to (RFC 9700 reuse detection).
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
     # Tokens are stored only as SHA-256 checksums (RFC 9700); client secrets are hashed by default.
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     # The contract (examples/token.http) has existing clients on the password grant; RFC 9700 discourages it.
@@ -129,10 +131,30 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "pointscene")
+CELERY_BEAT_SCHEDULER = "jobs.beat.JobsScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 CELERY_REDBEAT_REDIS_URL = env_str("REDBEAT_REDIS_URL", REDIS_URL)
 CELERY_REDBEAT_KEY_PREFIX = env_str("REDBEAT_KEY_PREFIX", "pointscene:redbeat:")
-CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", 60)
+# A standby beat takes over this long after the active one dies (RedBeat's default is 25 minutes).
+CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", 30)
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+
+# --- Runs
+JOBS_REDIS_PREFIX = env_str("JOBS_REDIS_PREFIX", "pointscene:")
+# Per-run time limit (a job may override it); acks_late messages must stay invisible for longer than any run.
+JOBS_RUN_TIME_LIMIT = env_int("JOBS_RUN_TIME_LIMIT", 6 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOBS_RUN_TIME_LIMIT + 3600}
+CELERY_TASK_TIME_LIMIT = JOBS_RUN_TIME_LIMIT + 600
+JOBS_RUN_LOCK_LEASE = env_int("JOBS_RUN_LOCK_LEASE", 60)
+JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
+JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)
+JOBS_LOG_URL_MAX_AGE = env_int("JOBS_LOG_URL_MAX_AGE", 3600)
+JOBS_CANCEL_WAIT_SECONDS = env_int("JOBS_CANCEL_WAIT_SECONDS", 5)
+JOBS_HTTP_ALLOW_PRIVATE = env_bool("JOBS_HTTP_ALLOW_PRIVATE", False)
+# Absolute base for signedLogUrl when the service sits behind a proxy; else taken from the request.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "")
 
 # --- Configs: Fernet keys, newest first. Unset in development: a key generated into var/ (never committed).
 # Production (compose.yaml) sets CONFIGS_DEV_KEY=0 so a missing key is an error, not a fresh key.

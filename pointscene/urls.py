@@ -3,6 +3,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.views import TokenView
 
+from jobs.views import run_log
 from pointscene.graphql.view import ApiGraphQLView
 
 urlpatterns = [
@@ -11,4 +12,5 @@ urlpatterns = [
     path("oauth2/token/", csrf_exempt(TokenView.as_view())),
     path("graphql", csrf_exempt(ApiGraphQLView.as_view(graphiql=True)), name="graphql"),
     path("graphql/", csrf_exempt(ApiGraphQLView.as_view(graphiql=True))),
+    path("logs/<str:token>", run_log, name="job-run-log"),
 ]

@@ -16,9 +16,7 @@ def visible_job(info, job_id: object, need: Need = Need.READ, field: str = "jobI
     job = ScheduledJobModel.objects.filter(pk=id_arg(job_id, field, "job")).first()
     if job is None:
         raise NotFound(field, "job")
-    require_instance(principal(info), job.instance_id, Need.READ, field)
-    if need is Need.WRITE:
-        require_instance(principal(info), job.instance_id, Need.WRITE, field)
+    require_instance(principal(info), job.instance_id, need, field, "job")
     return job
 
 
@@ -102,7 +100,7 @@ class JobQueries(graphene.ObjectType):
         row = JobHistoryModel.objects.filter(pk=id_arg(job_history_id, field, "run")).first()
         if row is None:
             raise NotFound(field, "run")
-        require_instance(principal(info), row.instance_id, Need.READ, field)
+        require_instance(principal(info), row.instance_id, Need.READ, field, "run")
         return row
 
 

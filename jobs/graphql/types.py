@@ -3,6 +3,7 @@ from cron_descriptor import Options, get_description
 from django.utils import timezone
 
 from jobs import history
+from jobs.logs import signed_log_url
 from jobs.models import FrequencyType as FrequencyTypeChoices
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
@@ -65,8 +66,9 @@ class JobHistory(graphene.ObjectType):
 
     @staticmethod
     def resolve_signed_log_url(row: JobHistoryModel, info) -> str | None:
-        # Runs do not write logs yet (the scheduling issue adds the worker, the log and its signed link).
-        return None
+        if not row.log_path:
+            return None
+        return signed_log_url(row.pk, info.context)
 
     @staticmethod
     def resolve_status(row: JobHistoryModel, info) -> str:

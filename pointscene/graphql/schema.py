@@ -1,9 +1,11 @@
 import graphene
 
 from configs.graphql.mutations.add_job_config import AddJobConfig
+from jobs.graphql.mutations.cancel_job_run import CancelJobRun
 from jobs.graphql.mutations.create_instance import CreateInstance
 from jobs.graphql.mutations.create_scheduled_job import CreateScheduledJob
 from jobs.graphql.mutations.delete_scheduled_job import DeleteScheduledJob
+from jobs.graphql.mutations.run_scheduled_job import RunScheduledJob
 from jobs.graphql.mutations.update_scheduled_job import UpdateScheduledJob
 from jobs.graphql.queries import JobQueries
 from pointscene.graphql.scalars import JSON
@@ -19,6 +21,8 @@ class Mutation(graphene.ObjectType):
     update_scheduled_job = UpdateScheduledJob.Field(description=UpdateScheduledJob.__doc__, required=True)
     delete_scheduled_job = DeleteScheduledJob.Field(description=DeleteScheduledJob.__doc__, required=True)
     create_instance = CreateInstance.Field(description=CreateInstance.__doc__, required=True)
+    run_scheduled_job = RunScheduledJob.Field(description=RunScheduledJob.__doc__, required=True)
+    cancel_job_run = CancelJobRun.Field(description=CancelJobRun.__doc__, required=True)
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation, types=[JSON])

@@ -1,0 +1,278 @@
+"""RedBeat, taught our schedules: one entry per active job, published in batches, a little ahead, with exact ETAs.
+
+Stock RedBeat loads and publishes due entries one by one, which is what makes 10,000 jobs due in the same
+minute arrive seconds late. This scheduler keeps RedBeat's storage (one hash per entry plus the schedule zset),
+its high-availability lock and its handling of static `beat_schedule` entries, and changes how job entries are
+fired: every tick it takes the job entries due within the look-ahead window, loads them in one pipeline, publishes
+one run per entry carrying its exact slot as ETA, and moves them all to their next slot in one more pipeline.
+"""
+
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from celery.schedules import BaseSchedule, schedstate
+from django.conf import settings
+from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp
+from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+
+from jobs.schedule import cron_occurrences, interval_occurrences
+
+log = logging.getLogger(__name__)
+
+RUN_TASK = "jobs.run_scheduled"
+ENTRY_PREFIX = "job-"
+# How far back a late beat looks for the latest due slot; anything older is simply not run (missed).
+MAX_CATCHUP = timedelta(days=2)
+
+
+class JobSchedule(BaseSchedule):
+    """A job's cron (in its own time zone) or interval schedule, computed by jobs.schedule."""
+
+    def __init__(
+        self,
+        kind: str,
+        cron: str | None = None,
+        tz: str = "UTC",
+        every_minutes: int | None = None,
+        anchor: datetime | None = None,
+        app=None,
+    ) -> None:
+        self.kind = kind
+        self.cron = cron
+        self.tz = tz
+        self.every_minutes = every_minutes
+        self.anchor = anchor
+        super().__init__(app=app)
+
+    @classmethod
+    def for_job(cls, job) -> "JobSchedule":
+        if job.frequency_type == "CRON_BASED":
+            return cls("cron", cron=job.cron_expression, tz=job.timezone)
+        return cls("interval", every_minutes=job.interval_minutes, anchor=job.schedule_anchor.astimezone(UTC))
+
+    def occurrences_after(self, after: datetime):
+        if self.kind == "cron":
+            return cron_occurrences(self.cron, self.tz, after)
+        return interval_occurrences(self.anchor, self.every_minutes, after)
+
+    def next_after(self, after: datetime) -> datetime:
+        return next(self.occurrences_after(after))
+
+    def latest_due(self, last: datetime, until: datetime) -> datetime | None:
+        """The latest slot in (last, until], or None. Slots older than MAX_CATCHUP are not looked at."""
+        latest = None
+        for slot in self.occurrences_after(max(last, until - MAX_CATCHUP)):
+            if slot > until:
+                return latest
+            latest = slot
+        return latest
+
+    def is_occurrence(self, slot: datetime) -> bool:
+        return self.next_after(slot - timedelta(microseconds=1)) == slot
+
+    # celery's BaseSchedule interface, used only if stock code paths look at the entry.
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        return self.next_after(last_run_at) - datetime.now(UTC)
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        now = datetime.now(UTC)
+        due = self.latest_due(last_run_at, now) is not None
+        return schedstate(due, max(0.0, (self.next_after(now) - now).total_seconds()))
+
+    def to_json(self) -> dict:
+        data = {"__type__": "pointscene.job", "kind": self.kind}
+        if self.kind == "cron":
+            data.update(cron=self.cron, tz=self.tz)
+        else:
+            data.update(every_minutes=self.every_minutes, anchor=self.anchor.isoformat())
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "JobSchedule":
+        if data["kind"] == "cron":
+            return cls("cron", cron=data["cron"], tz=data["tz"])
+        return cls("interval", every_minutes=data["every_minutes"], anchor=datetime.fromisoformat(data["anchor"]))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobSchedule) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"<JobSchedule {self.to_json()}>"
+
+
+class Encoder(RedBeatJSONEncoder):
+    def default(self, obj):
+        if isinstance(obj, JobSchedule):
+            return obj.to_json()
+        return super().default(obj)
+
+
+class Decoder(RedBeatJSONDecoder):
+    def dict_to_object(self, d):
+        if d.get("__type__") == "pointscene.job":
+            return JobSchedule.from_json(d)
+        return super().dict_to_object(d)
+
+
+def entry_name(job_id: int) -> str:
+    return f"{ENTRY_PREFIX}{job_id}"
+
+
+def job_id_of(entry_name_: str) -> int | None:
+    if not entry_name_.startswith(ENTRY_PREFIX):
+        return None
+    rest = entry_name_[len(ENTRY_PREFIX) :]
+    return int(rest) if rest.isdigit() else None
+
+
+class JobEntry(RedBeatSchedulerEntry):
+    """A RedBeat entry whose schedule may be a JobSchedule."""
+
+    @staticmethod
+    def decode_definition(definition):
+        return json.loads(definition, cls=Decoder)
+
+    @staticmethod
+    def decode_meta(meta, app=None):
+        if not meta:
+            return {"last_run_at": None}
+        return json.loads(meta, cls=Decoder)
+
+    def definition(self) -> dict:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "options": self.options,
+            "schedule": self.schedule,
+            "enabled": self.enabled,
+        }
+
+    def encoded_definition(self) -> str:
+        return json.dumps(self.definition(), cls=Encoder, sort_keys=True)
+
+    @property
+    def due_at(self):
+        if isinstance(self.schedule, JobSchedule):
+            return self.schedule.next_after(self.last_run_at or datetime.now(UTC))
+        return super().due_at
+
+    def save(self):
+        """Writes definition, meta and score together. Unlike stock RedBeat, meta is overwritten."""
+        meta = {"last_run_at": self.last_run_at}
+        with get_redis(self.app).pipeline() as pipe:
+            pipe.hset(self.key, "definition", self.encoded_definition())
+            pipe.hset(self.key, "meta", json.dumps(meta, cls=Encoder))
+            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+            pipe.execute()
+        return self
+
+
+class JobsScheduler(RedBeatScheduler):
+    Entry = JobEntry
+
+    def __init__(self, app, *args, **kwargs):
+        # Set before super().__init__, which already calls setup_schedule.
+        self.lookahead = settings.JOBS_SCHEDULE_LOOKAHEAD_SECONDS
+        self.reconcile_every = settings.JOBS_RECONCILE_SECONDS
+        self._next_reconcile_check = 0.0
+        super().__init__(app, *args, **kwargs)
+
+    def setup_schedule(self):
+        super().setup_schedule()
+        self._reconcile(force=True)
+
+    def tick(self, min=min, **kwargs):
+        if self.lock_key:
+            self.lock.extend(int(self.lock_timeout))
+        if time.monotonic() >= self._next_reconcile_check:
+            self._reconcile(force=False)
+
+        client = get_redis(self.app)
+        now = datetime.now(UTC)
+        horizon = to_timestamp(now + timedelta(seconds=self.lookahead))
+        keys = client.zrangebyscore(self.app.redbeat_conf.schedule_key, 0, horizon)
+        prefix = self.app.redbeat_conf.key_prefix + ENTRY_PREFIX
+        job_keys = [k for k in keys if k.startswith(prefix)]
+        other_keys = [k for k in keys if not k.startswith(prefix)]
+        if job_keys:
+            self.fire_jobs(client, job_keys, now)
+        for key in other_keys:
+            try:
+                entry = self.Entry.from_key(key, app=self.app)
+            except KeyError:
+                client.zrem(self.app.redbeat_conf.schedule_key, key)
+                continue
+            self.maybe_due(entry, **self._maybe_due_kwargs)
+        # Wake for the next entry entering the look-ahead window, at most max_interval from now.
+        upcoming = client.zrangebyscore(
+            self.app.redbeat_conf.schedule_key, f"({horizon}", "+inf", start=0, num=1, withscores=True
+        )
+        if upcoming:
+            wait = upcoming[0][1] - self.lookahead - time.time()
+            return max(0.05, min(wait, self.max_interval))
+        return self.max_interval
+
+    def fire_jobs(self, client, keys: list[str], now: datetime) -> int:
+        """Publishes one run per due job entry (ETA = its slot) and advances the entries. Returns runs sent."""
+        until = now + timedelta(seconds=self.lookahead)
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "definition")
+                pipe.hget(key, "meta")
+            raw = pipe.execute()
+
+        fired: list[tuple[str, JobSchedule, datetime]] = []
+        sends: list[tuple[int, datetime]] = []
+        stale: list[str] = []
+        for i, key in enumerate(keys):
+            definition, meta = raw[2 * i], raw[2 * i + 1]
+            if not definition:
+                stale.append(key)
+                continue
+            schedule = JobEntry.decode_definition(definition)["schedule"]
+            last = JobEntry.decode_meta(meta)["last_run_at"] or now
+            slot = schedule.latest_due(last, until)
+            job_id = job_id_of(key[len(self.app.redbeat_conf.key_prefix) :])
+            if slot is None or job_id is None:
+                # Not due after all (score was stale): just re-score it below.
+                fired.append((key, schedule, last))
+                continue
+            sends.append((job_id, slot))
+            fired.append((key, schedule, slot))
+
+        with self.app.producer_or_acquire() as producer:
+            for job_id, slot in sends:
+                self.app.send_task(
+                    RUN_TASK,
+                    args=[job_id, slot.isoformat()],
+                    eta=slot if slot > now else None,
+                    producer=producer,
+                )
+
+        with client.pipeline(transaction=False) as pipe:
+            for key, schedule, last in fired:
+                pipe.hset(key, "meta", json.dumps({"last_run_at": last}, cls=Encoder))
+                pipe.zadd(self.app.redbeat_conf.schedule_key, {key: to_timestamp(schedule.next_after(last))})
+            if stale:
+                pipe.zrem(self.app.redbeat_conf.schedule_key, *stale)
+            pipe.execute()
+        if sends:
+            log.info("beat: published %d job runs", len(sends))
+        return len(sends)
+
+    def _reconcile(self, force: bool) -> None:
+        from jobs import scheduling
+
+        self._next_reconcile_check = time.monotonic() + min(self.reconcile_every, 15)
+        try:
+            if force or scheduling.reconcile_due():
+                changes = scheduling.reconcile()
+                if any(changes.values()):
+                    log.warning("beat: schedule reconciled from the database: %s", changes)
+        except Exception:
+            # A reconcile that fails (database briefly away) must not stop beat from firing what it has.
+            log.exception("beat: reconciliation failed; will retry")

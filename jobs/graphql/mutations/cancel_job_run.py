@@ -1,0 +1,36 @@
+import time
+
+import graphene
+from django.conf import settings
+
+from jobs import services
+from jobs.access import Need, NotFound, require_instance
+from jobs.graphql.types import JobHistory
+from jobs.models import JobHistory as JobHistoryModel
+from pointscene.graphql.base import BaseMutation, id_arg
+
+
+class CancelJobRun(BaseMutation):
+    """Cancels a queued run, or stops a running one (its child processes included) and marks it CANCELLED.
+
+    Waits a few seconds for the worker to confirm; a run still RUNNING in the answer is being stopped.
+    """
+
+    class Arguments:
+        job_history_id = graphene.ID(required=True, description="The run to cancel.")
+
+    Output = JobHistory
+
+    @classmethod
+    def perform(cls, info, principal, job_history_id):
+        field = "jobHistoryId"
+        run = JobHistoryModel.objects.filter(pk=id_arg(job_history_id, field, "run")).first()
+        if run is None:
+            raise NotFound(field, "run")
+        require_instance(principal, run.instance_id, Need.WRITE, field, "run")
+        run = services.cancel_run(run)
+        deadline = time.monotonic() + settings.JOBS_CANCEL_WAIT_SECONDS
+        while not run.finished and time.monotonic() < deadline:
+            time.sleep(0.2)
+            run.refresh_from_db()
+        return run

@@ -1,0 +1,36 @@
+"""One run at a time per job: a Redis lock with a lease, renewed while the run is alive.
+
+A worker that dies stops renewing, so its lease runs out and the job's next slot can run; nothing needs to
+clean up after it. The lock is redis-py's (a token compared atomically on release and extend).
+"""
+
+import redis
+from django.conf import settings
+from redis.lock import Lock
+
+
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+class RunLock:
+    def __init__(self, job_id: int, lease_seconds: int | None = None, client: redis.Redis | None = None) -> None:
+        self.lease = lease_seconds or settings.JOBS_RUN_LOCK_LEASE
+        self.client = client or redis_client()
+        self.lock = Lock(self.client, f"{settings.JOBS_REDIS_PREFIX}run-lock:job:{job_id}", timeout=self.lease)
+
+    def acquire(self) -> bool:
+        return self.lock.acquire(blocking=False)
+
+    def renew(self) -> bool:
+        """Restarts the lease; False if the lock was lost (the lease ran out while this process stalled)."""
+        try:
+            return self.lock.reacquire()
+        except redis.exceptions.LockError:
+            return False
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        except redis.exceptions.LockError:
+            pass

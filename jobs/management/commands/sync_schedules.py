@@ -1,0 +1,12 @@
+from jobs import scheduling
+from jobs.management.commands._json import JsonCommand
+
+
+class Command(JsonCommand):
+    help = (
+        "Rebuilds every job's RedBeat entry from the database: adds missing, removes orphans, fixes drifted. "
+        'Prints {"added": [...], "removed": [...], "fixed": [...]} (job ids).'
+    )
+
+    def run(self, **options):
+        return scheduling.reconcile()

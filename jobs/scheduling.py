@@ -1,0 +1,161 @@
+"""Keeps Redis (one RedBeat entry per active job) in step with the database, which is the truth.
+
+`sync_job` is the one function that turns a job row into its entry or removes it; services call it after their
+transaction commits. `reconcile` rebuilds every entry from the database (missing, orphaned, drifted) and runs
+from `manage.py sync_schedules` and from beat, on start and whenever the reconciled marker has vanished.
+"""
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import transaction
+from redbeat.decoder import to_timestamp
+from redbeat.schedulers import get_redis
+
+from jobs.beat import ENTRY_PREFIX, RUN_TASK, JobEntry, JobSchedule, entry_name, job_id_of
+from jobs.models import ScheduledJob
+from pointscene.celery import app
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+def _conf():
+    from redbeat.schedulers import ensure_conf
+
+    return ensure_conf(app)
+
+
+def marker_key() -> str:
+    return _conf().key_prefix + "reconciled-at"
+
+
+def build_entry(job: ScheduledJob, last_run_at: datetime) -> JobEntry:
+    return JobEntry(
+        name=entry_name(job.pk),
+        task=RUN_TASK,
+        schedule=JobSchedule.for_job(job),
+        args=[job.pk],
+        kwargs={},
+        options={},
+        app=app,
+        last_run_at=last_run_at,
+    )
+
+
+def sync_job(job_id: int) -> str:
+    """Makes job `job_id`'s entry match the database: 'added', 'updated', 'removed' or 'unchanged'."""
+    client = get_redis(app)
+    key = JobEntry.generate_key(app, entry_name(job_id))
+    job = ScheduledJob.objects.filter(pk=job_id, active=True).first()
+    if job is None:
+        with client.pipeline() as pipe:
+            pipe.zrem(_conf().schedule_key, key)
+            pipe.delete(key)
+            removed, _ = pipe.execute()
+        return "removed" if removed else "unchanged"
+    now = datetime.now(UTC)
+    entry = build_entry(job, last_run_at=now)
+    stored = client.hget(key, "definition")
+    if stored == entry.encoded_definition():
+        return "unchanged"
+    # A new or changed schedule counts from now: nothing between the old schedule and this one is fired.
+    entry.save()
+    return "added" if stored is None else "updated"
+
+
+def schedule_after_commit(job_id: int) -> None:
+    """Syncs the job's entry once the caller's transaction commits; a Redis outage is left to reconciliation."""
+
+    def run() -> None:
+        try:
+            sync_job(job_id)
+        except Exception:
+            log.exception("could not sync the schedule of job %s; beat's reconciliation will", job_id)
+
+    transaction.on_commit(run)
+
+
+def reconcile() -> dict[str, list[int]]:
+    """Adds missing entries, removes orphans, fixes drifted ones. Returns the job ids changed, by kind."""
+    client = get_redis(app)
+    conf = _conf()
+    now = datetime.now(UTC)
+    changes: dict[str, list[int]] = {"added": [], "removed": [], "fixed": []}
+
+    prefix = conf.key_prefix + ENTRY_PREFIX
+    in_redis: set[int] = set()
+    for key in client.zscan_iter(conf.schedule_key, match=prefix + "*", count=BATCH):
+        job_id = job_id_of(key[0][len(conf.key_prefix) :])
+        if job_id is not None:
+            in_redis.add(job_id)
+    for key in client.scan_iter(match=prefix + "*", count=BATCH):
+        job_id = job_id_of(key[len(conf.key_prefix) :])
+        if job_id is not None:
+            in_redis.add(job_id)
+
+    active = ScheduledJob.objects.filter(active=True).order_by("pk")
+    active_ids: set[int] = set()
+    batch: list[ScheduledJob] = []
+    for job in active.iterator(chunk_size=BATCH):
+        active_ids.add(job.pk)
+        batch.append(job)
+        if len(batch) >= BATCH:
+            _reconcile_batch(client, conf, batch, now, changes)
+            batch = []
+    if batch:
+        _reconcile_batch(client, conf, batch, now, changes)
+
+    orphans = sorted(in_redis - active_ids)
+    for start in range(0, len(orphans), BATCH):
+        with client.pipeline(transaction=False) as pipe:
+            for job_id in orphans[start : start + BATCH]:
+                key = JobEntry.generate_key(app, entry_name(job_id))
+                pipe.zrem(conf.schedule_key, key)
+                pipe.delete(key)
+            pipe.execute()
+    changes["removed"] = orphans
+    client.set(marker_key(), now.isoformat())
+    return changes
+
+
+def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, changes: dict) -> None:
+    keys = [JobEntry.generate_key(app, entry_name(job.pk)) for job in jobs]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hget(key, "definition")
+            pipe.zscore(conf.schedule_key, key)
+        raw = pipe.execute()
+    with client.pipeline(transaction=False) as pipe:
+        for i, job in enumerate(jobs):
+            stored, score = raw[2 * i], raw[2 * i + 1]
+            entry = build_entry(job, last_run_at=now)
+            if stored == entry.encoded_definition() and score is not None:
+                continue
+            pipe.hset(keys[i], "definition", entry.encoded_definition())
+            pipe.hset(keys[i], "meta", _meta_json(now))
+            pipe.zadd(conf.schedule_key, {keys[i]: to_timestamp(entry.schedule.next_after(now))})
+            changes["added" if stored is None else "fixed"].append(job.pk)
+        pipe.execute()
+
+
+def _meta_json(last_run_at: datetime) -> str:
+    import json
+
+    from jobs.beat import Encoder
+
+    return json.dumps({"last_run_at": last_run_at}, cls=Encoder)
+
+
+def reconcile_due() -> bool:
+    """True when Redis has lost the reconciled marker (flushed or restarted) or it is older than the period."""
+    raw = get_redis(app).get(marker_key())
+    if raw is None:
+        return True
+    try:
+        last = datetime.fromisoformat(raw)
+    except ValueError:
+        return True
+    return (datetime.now(UTC) - last).total_seconds() >= settings.JOBS_RECONCILE_SECONDS

@@ -1,0 +1,17 @@
+"""Celery tasks: ids in, service call out. Idempotent: a redelivered message finds its slot taken."""
+
+from datetime import datetime
+
+from celery import shared_task
+
+from jobs import runner
+
+
+@shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)
+def run_scheduled(job_id: int, scheduled_for: str) -> None:
+    runner.run_scheduled(job_id, datetime.fromisoformat(scheduled_for))
+
+
+@shared_task(name="jobs.run_queued", acks_late=True, ignore_result=True)
+def run_queued(run_id: int) -> None:
+    runner.run_queued(run_id)
