@@ -12,6 +12,13 @@ class InstanceAdmin(admin.ModelAdmin):
     search_fields = ("name", "=id")
     filter_horizontal = ("members",)
 
+    def delete_model(self, request, obj):
+        services.delete_instance(obj)
+
+    def delete_queryset(self, request, queryset):
+        for instance in queryset:
+            services.delete_instance(instance)
+
 
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):

@@ -23,6 +23,20 @@ log = logging.getLogger(__name__)
 
 RUN_TASK = "jobs.run_scheduled"
 ENTRY_PREFIX = "job-"
+PUBLISH_BATCH = 1000
+# The API may change or remove an entry between the tick's read and its write: only the entry that was read is
+# advanced, and only an entry that is really gone leaves the schedule.
+ADVANCE_IF_UNCHANGED = """
+if redis.call('HGET', KEYS[1], 'definition') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'meta', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
+end
+"""
+DROP_IF_GONE = """
+if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
+  redis.call('ZREM', KEYS[2], KEYS[1])
+end
+"""
 # How far back a late beat looks for the latest due slot; anything older is simply not run (missed).
 MAX_CATCHUP = timedelta(days=2)
 
@@ -225,7 +239,7 @@ class JobsScheduler(RedBeatScheduler):
                 pipe.hget(key, "meta")
             raw = pipe.execute()
 
-        fired: list[tuple[str, JobSchedule, datetime]] = []
+        fired: list[tuple[str, JobSchedule, datetime, str]] = []
         sends: list[tuple[int, datetime]] = []
         stale: list[str] = []
         for i, key in enumerate(keys):
@@ -239,12 +253,13 @@ class JobsScheduler(RedBeatScheduler):
             job_id = job_id_of(key[len(self.app.redbeat_conf.key_prefix) :])
             if slot is None or job_id is None:
                 # Not due after all (score was stale): just re-score it below.
-                fired.append((key, schedule, last))
+                fired.append((key, schedule, last, definition))
                 continue
             sends.append((job_id, slot))
-            fired.append((key, schedule, slot))
+            fired.append((key, schedule, slot, definition))
 
-        with self.app.producer_or_acquire() as producer:
+        # kombu buffers the batch's LPUSHes in pipelines: a few round trips for thousands of runs.
+        with self.app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
             for job_id, slot in sends:
                 self.app.send_task(
                     RUN_TASK,
@@ -253,12 +268,16 @@ class JobsScheduler(RedBeatScheduler):
                     producer=producer,
                 )
 
+        advance = client.register_script(ADVANCE_IF_UNCHANGED)
+        drop = client.register_script(DROP_IF_GONE)
+        schedule_key = self.app.redbeat_conf.schedule_key
         with client.pipeline(transaction=False) as pipe:
-            for key, schedule, last in fired:
-                pipe.hset(key, "meta", json.dumps({"last_run_at": last}, cls=Encoder))
-                pipe.zadd(self.app.redbeat_conf.schedule_key, {key: to_timestamp(schedule.next_after(last))})
-            if stale:
-                pipe.zrem(self.app.redbeat_conf.schedule_key, *stale)
+            for key, schedule, last, definition in fired:
+                meta = json.dumps({"last_run_at": last}, cls=Encoder)
+                score = to_timestamp(schedule.next_after(last))
+                advance(keys=[key, schedule_key], args=[definition, meta, score], client=pipe)
+            for key in stale:
+                drop(keys=[key, schedule_key], client=pipe)
             pipe.execute()
         if sends:
             log.info("beat: published %d job runs", len(sends))

@@ -17,7 +17,10 @@ class RunLock:
     def __init__(self, job_id: int, lease_seconds: int | None = None, client: redis.Redis | None = None) -> None:
         self.lease = lease_seconds or settings.JOBS_RUN_LOCK_LEASE
         self.client = client or redis_client()
-        self.lock = Lock(self.client, f"{settings.JOBS_REDIS_PREFIX}run-lock:job:{job_id}", timeout=self.lease)
+        # Not thread-local: the run's watcher thread renews the lease that the run's own thread took.
+        self.lock = Lock(
+            self.client, f"{settings.JOBS_REDIS_PREFIX}run-lock:job:{job_id}", timeout=self.lease, thread_local=False
+        )
 
     def acquire(self) -> bool:
         return self.lock.acquire(blocking=False)
@@ -34,3 +37,16 @@ class RunLock:
             self.lock.release()
         except redis.exceptions.LockError:
             pass
+
+
+def cancel_key(run_id: int) -> str:
+    return f"{settings.JOBS_REDIS_PREFIX}cancel:run:{run_id}"
+
+
+def request_cancel(run_id: int, client: redis.Redis | None = None) -> None:
+    """Tells whichever worker runs `run_id` to stop it. A signal, not state: the worker records the outcome."""
+    (client or redis_client()).set(cancel_key(run_id), "1", ex=24 * 3600)
+
+
+def cancel_requested(run_id: int, client: redis.Redis | None = None) -> bool:
+    return bool((client or redis_client()).exists(cancel_key(run_id)))

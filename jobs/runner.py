@@ -12,11 +12,11 @@ import time
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, transaction
 
 from jobs import tasktypes
 from jobs.beat import JobSchedule
-from jobs.locks import RunLock
+from jobs.locks import RunLock, cancel_requested
 from jobs.logs import RunLog
 from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
 from jobs.storage import run_log_path
@@ -97,6 +97,7 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
     watch.stop()
     if watch.reason == "cancelled":
         status, error = RunStatus.CANCELLED, "cancelled"
+        JobHistory.objects.filter(pk=run.pk).update(cancel_requested_at=datetime.now(UTC))
     elif watch.reason == "time limit":
         status, error = RunStatus.FAILED, f"time limit of {limit} s exceeded"
     run_log.line(f"Run {run.pk} {status.lower()}" + (f": {error}" if error else ""))
@@ -206,18 +207,15 @@ class Watch(threading.Thread):
     def run(self) -> None:
         renew_every = max(1.0, self.lock.lease / 3)
         next_renew = time.monotonic() + renew_every
-        try:
-            while not self.done.wait(self.POLL_SECONDS):
-                now = time.monotonic()
-                if now >= next_renew:
-                    self._renew()
-                    next_renew = now + renew_every
-                if now >= self.deadline:
-                    self._halt("time limit")
-                elif self._cancel_requested():
-                    self._halt("cancelled")
-        finally:
-            connection.close()
+        while not self.done.wait(self.POLL_SECONDS):
+            now = time.monotonic()
+            if now >= next_renew:
+                self._renew()
+                next_renew = now + renew_every
+            if now >= self.deadline:
+                self._halt("time limit")
+            elif self._cancel_requested():
+                self._halt("cancelled")
 
     def _renew(self) -> None:
         try:
@@ -228,8 +226,7 @@ class Watch(threading.Thread):
 
     def _cancel_requested(self) -> bool:
         try:
-            close_old_connections()
-            return JobHistory.objects.filter(pk=self.run_id, cancel_requested_at__isnull=False).exists()
+            return cancel_requested(self.run_id, self.lock.client)
         except Exception:
             log.warning("run %s: could not check for cancellation", self.run_id, exc_info=True)
             return False

@@ -58,8 +58,11 @@ def sync_job(job_id: int) -> str:
         return "removed" if removed else "unchanged"
     now = datetime.now(UTC)
     entry = build_entry(job, last_run_at=now)
-    stored = client.hget(key, "definition")
-    if stored == entry.encoded_definition():
+    with client.pipeline() as pipe:
+        pipe.hget(key, "definition")
+        pipe.zscore(_conf().schedule_key, key)
+        stored, score = pipe.execute()
+    if stored == entry.encoded_definition() and score is not None:
         return "unchanged"
     # A new or changed schedule counts from now: nothing between the old schedule and this one is fired.
     entry.save()
@@ -76,6 +79,12 @@ def schedule_after_commit(job_id: int) -> None:
             log.exception("could not sync the schedule of job %s; beat's reconciliation will", job_id)
 
     transaction.on_commit(run)
+
+
+def unschedule_after_commit(job_ids: list[int]) -> None:
+    """For deletions that cascade from above a job (an instance): drops those jobs' entries after commit."""
+    for job_id in job_ids:
+        schedule_after_commit(job_id)
 
 
 def reconcile() -> dict[str, list[int]]:

@@ -10,9 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs import errors
+from jobs.locks import request_cancel
 from jobs.models import FrequencyType, Instance, JobHistory, Resource, RunStatus, RunTrigger, ScheduledJob
 from jobs.schedule import InvalidCron, normalize_cron, validate_timezone
-from jobs.scheduling import schedule_after_commit
+from jobs.scheduling import schedule_after_commit, unschedule_after_commit
 from jobs.workflow import validate_workflow
 
 UNSET: Any = object()
@@ -232,15 +233,28 @@ def run_now(job: ScheduledJob) -> JobHistory:
 
 
 def cancel_run(run: JobHistory) -> JobHistory:
-    """Cancels a queued run at once; asks the worker running a running one to stop it (it marks it CANCELLED)."""
+    """Cancels a queued run at once; tells the worker running a running one to stop it (it marks it CANCELLED).
+
+    The running case only signals through Redis and leaves the row alone: the worker must be free to write the
+    row while the caller's transaction is still open (the API waits for it inside one)."""
     now = timezone.now()
     if JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
         status=RunStatus.CANCELLED, finished_at=now, error="cancelled before it started", cancel_requested_at=now
     ):
         return JobHistory.objects.get(pk=run.pk)
-    if JobHistory.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(cancel_requested_at=now):
-        return JobHistory.objects.get(pk=run.pk)
+    run.refresh_from_db()
+    if run.status == RunStatus.RUNNING:
+        request_cancel(run.pk)
+        return run
     raise errors.invalid("jobHistoryId", errors.NOT_CANCELLABLE, f"the run has already ended ({run.status})")
+
+
+@transaction.atomic
+def delete_instance(instance: Instance) -> None:
+    """Deletes an instance with everything in it, its jobs' schedule entries included."""
+    job_ids = list(instance.jobs.values_list("pk", flat=True))
+    instance.delete()
+    unschedule_after_commit(job_ids)
 
 
 def create_instance(name: str) -> Instance:

@@ -1,1 +1,7 @@
-pytest_plugins = ["tests.fixtures.cast", "tests.fixtures.api"]
+pytest_plugins = [
+    "tests.fixtures.cast",
+    "tests.fixtures.api",
+    "tests.fixtures.processes",
+    "tests.fixtures.http",
+    "tests.fixtures.redbeat",
+]

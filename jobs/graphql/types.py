@@ -38,7 +38,7 @@ class RunStatus(graphene.Enum):
 
 
 def enum_value(value: object) -> object:
-    """Graphene hands resolvers enum members; the domain wants their string values."""
+    """Graphene and Django hand out enum members; both sides want plain string values."""
     return getattr(value, "value", value)
 
 
@@ -72,7 +72,7 @@ class JobHistory(graphene.ObjectType):
 
     @staticmethod
     def resolve_status(row: JobHistoryModel, info) -> str:
-        return row.status
+        return enum_value(row.status)
 
 
 class JobHistoryPage(graphene.ObjectType):
@@ -130,7 +130,7 @@ class ScheduledJob(graphene.ObjectType):
 
     @staticmethod
     def resolve_frequency_type(job: ScheduledJobModel, info) -> str:
-        return job.frequency_type
+        return enum_value(job.frequency_type)
 
     @staticmethod
     def resolve_next_run(job: ScheduledJobModel, info):

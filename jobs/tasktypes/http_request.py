@@ -1,6 +1,9 @@
 """http.request: webhooks and health pings. Refuses private, loopback and link-local targets (after DNS
 resolution, redirects included) unless JOBS_HTTP_ALLOW_PRIVATE is set, so workers are no way into the network."""
 
+import threading
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
 import requests
 import requests_hardened
 from django.conf import settings
@@ -52,23 +55,66 @@ def _session() -> requests.Session:
     return session
 
 
+def _send(method: str, url: str, headers: dict, body: object, timeout: int) -> requests.Response:
+    with _session() as session:
+        return session.request(method, url, headers=headers, json=body, timeout=(min(timeout, 10), timeout))
+
+
+def _interruptible(ctx: StepContext, call):
+    """Runs a blocking call in a helper thread so that a cancelled run stops waiting for it at once.
+
+    The abandoned call ends by itself within its own timeout."""
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the step's thread below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name=f"http-{ctx.run_id}")
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+        ctx.check_cancelled()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_SECRET_QUERY_KEYS = ("token", "key", "secret", "password", "passwd", "pwd", "sig", "signature", "auth", "code")
+
+
+def redact(url: str) -> str:
+    """The URL as logs and errors may show it: no password, no token-like query values."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = urlencode(
+        [
+            (k, "***" if any(word in k.lower() for word in _SECRET_QUERY_KEYS) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def run(ctx: StepContext) -> StepResult:
     args = ctx.args
     method = args.get("method", "GET").upper()
-    url = args["url"]
+    raw_url = args["url"]
+    url = redact(raw_url)
     timeout = args.get("timeoutSeconds", 30)
     expect = args.get("expectStatus")
     expected = None if expect is None else set(expect if isinstance(expect, list) else [expect])
     ctx.log(f"{method} {url}")
     try:
-        with _session() as session:
-            response = session.request(
-                method,
-                url,
-                headers=args.get("headers") or {},
-                json=args.get("json"),
-                timeout=(min(timeout, 10), timeout),
-            )
+        response = _interruptible(
+            ctx, lambda: _send(method, raw_url, args.get("headers") or {}, args.get("json"), timeout)
+        )
     except requests_hardened.ip_filter.InvalidIPAddress:
         raise StepFailed(f"{url} resolves to a private or loopback address, which this server does not call") from None
     except requests.TooManyRedirects:

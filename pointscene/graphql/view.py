@@ -92,7 +92,9 @@ class ApiGraphQLView(GraphQLView):
             elif not error.path:
                 extensions["code"] = errors.GRAPHQL_VALIDATION_FAILED
             else:
-                extensions["code"] = errors.BAD_REQUEST
+                # Raised while executing (e.g. a value our schema cannot serialize): our fault, not the client's.
+                log.error("error in %s: %s", error.path, error.message)
+                extensions["code"] = errors.INTERNAL_ERROR
         return formatted
 
     def json_encode(self, request, d, pretty=False):
