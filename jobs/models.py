@@ -132,6 +132,8 @@ class JobHistory(models.Model):
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.SCHEDULE)
     scheduled_for = models.DateTimeField(null=True, blank=True)
+    # When beat published the run (it publishes a few seconds ahead, with the slot as ETA).
+    published_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(null=True, blank=True)

@@ -25,7 +25,7 @@ from jobs.workflow import task_inputs
 log = logging.getLogger(__name__)
 
 
-def run_scheduled(job_id: int, slot: datetime) -> int | None:
+def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = None) -> int | None:
     """Runs the job for schedule slot `slot` unless that slot already has a run. Returns the run's id."""
     job = ScheduledJob.objects.filter(pk=job_id).first()
     if job is None or not job.active:
@@ -38,7 +38,11 @@ def run_scheduled(job_id: int, slot: datetime) -> int | None:
     try:
         with transaction.atomic():
             run = JobHistory.objects.create(
-                job=job, instance_id=job.instance_id, trigger=RunTrigger.SCHEDULE, scheduled_for=slot
+                job=job,
+                instance_id=job.instance_id,
+                trigger=RunTrigger.SCHEDULE,
+                scheduled_for=slot,
+                published_at=published_at,
             )
     except IntegrityError:
         log.info("job %s: slot %s already has a run; duplicate delivery ignored", job_id, slot)

@@ -8,8 +8,10 @@ from jobs import runner
 
 
 @shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)
-def run_scheduled(job_id: int, scheduled_for: str) -> None:
-    runner.run_scheduled(job_id, datetime.fromisoformat(scheduled_for))
+def run_scheduled(job_id: int, scheduled_for: str, published_at: str | None = None) -> None:
+    runner.run_scheduled(
+        job_id, datetime.fromisoformat(scheduled_for), datetime.fromisoformat(published_at) if published_at else None
+    )
 
 
 @shared_task(name="jobs.run_queued", acks_late=True, ignore_result=True)

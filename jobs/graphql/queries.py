@@ -70,17 +70,17 @@ class JobQueries(graphene.ObjectType):
         instance = require_instance(
             principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
         )
-        jobs = ScheduledJobModel.objects.filter(instance_id=instance).order_by("id")
+        jobs = list(ScheduledJobModel.objects.filter(instance_id=instance).order_by("id"))
         if _selects(info, "history"):
-            jobs = jobs.prefetch_related(history.recent_history_prefetch())
-        return list(jobs)
+            history.attach_recent_history(jobs)
+        return jobs
 
     @staticmethod
     @coded_errors
     def resolve_get_scheduled_job(root, info, job_id):
         job = visible_job(info, job_id)
         if _selects(info, "history"):
-            job = ScheduledJobModel.objects.prefetch_related(history.recent_history_prefetch()).get(pk=job.pk)
+            history.attach_recent_history([job])
         return job
 
     @staticmethod

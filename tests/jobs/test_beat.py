@@ -270,7 +270,9 @@ def runs(messages) -> list[tuple[int, datetime]]:
     out = []
     for message in messages:
         assert message.task == RUN_TASK
-        assert message.kwargs == {}
+        # Only ids and times travel in a message: the job and slot, and when beat published it.
+        assert set(message.kwargs) == {"published_at"}
+        assert datetime.fromisoformat(message.kwargs["published_at"]).utcoffset() == timedelta(0)
         job_id, slot = message.args
         parsed = datetime.fromisoformat(slot)
         assert parsed.utcoffset() == timedelta(0), slot
