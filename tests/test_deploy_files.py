@@ -29,6 +29,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from redbeat.schedulers import RedBeatScheduler
 
 import pointscene
 
@@ -274,12 +275,12 @@ def test_it_runs_celery_on_the_real_app(compose, name, subcommand):
     assert find_app(app_name) is pointscene.celery_app
 
 
-def test_it_runs_beat_with_the_redbeat_scheduler(compose):
+def test_it_runs_beat_with_our_redbeat_scheduler(compose):
     argv = command(compose["services"]["beat"])
     scheduler = option(argv, "-S", "--scheduler") or settings.CELERY_BEAT_SCHEDULER
 
-    assert scheduler == "redbeat.RedBeatScheduler"
-    assert inspect.isclass(import_string(scheduler))
+    assert scheduler == "jobs.beat.JobsScheduler"
+    assert issubclass(import_string(scheduler), RedBeatScheduler)
 
 
 def test_it_migrates_once_before_the_app_starts(compose):
