@@ -25,19 +25,14 @@ GET_RUN = f"query($id: ID!) {{ getScheduledJobHistory(jobHistoryId: $id) {{ {RUN
 SECRET = "sekret-123"
 
 
-@pytest.fixture(autouse=True)
-def broker() -> redis.Redis:
-    """The private test Redis, empty: it is the Celery broker and holds the run locks."""
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
+# The private test Redis, emptied: it is the Celery broker and holds the run locks.
+pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed")
 
 
-@pytest.fixture(autouse=True)
-def loopback_allowed(settings):
-    settings.JOBS_HTTP_ALLOW_PRIVATE = True
-    settings.JOBS_CANCEL_WAIT_SECONDS = 5
+@pytest.fixture
+def broker(clean_redis) -> redis.Redis:
+    """The broker's raw bytes, as kombu wrote them."""
+    return redis.Redis.from_url(django_settings.REDIS_URL)
 
 
 def queued_messages(client: redis.Redis) -> list[dict]:

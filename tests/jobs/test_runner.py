@@ -10,8 +10,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -28,18 +26,8 @@ SLOT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S")
 
 
-@pytest.fixture(autouse=True)
-def clean_redis():
-    """Run locks live in the private test Redis; ids repeat across tests on SQLite, so start and end empty."""
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture(autouse=True)
-def loopback_allowed(settings):
-    settings.JOBS_HTTP_ALLOW_PRIVATE = True
+# Run locks live in the private test Redis; ids repeat across tests on SQLite, so each test starts empty.
+pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed")
 
 
 def ping(name: str, url: str, inputs=None, **args) -> dict:
