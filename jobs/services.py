@@ -48,6 +48,15 @@ def _check_timezone(value: object, field: str = "timezone") -> str:
     return value
 
 
+def _check_time_limit(value: object, field: str = "timeLimitSeconds") -> int | None:
+    if value is None:
+        return None
+    limit = settings.JOBS_RUN_TIME_LIMIT
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+        raise errors.invalid(field, errors.INVALID_VALUE, f"must be from 1 to {limit} seconds (the server's limit)")
+    return value
+
+
 def _check_text(value: object, field: str, limit: int) -> str | None:
     if value is None:
         return None
@@ -93,6 +102,7 @@ def create_job(
     name: str | None = None,
     description: str | None = None,
     tz: str | None = None,
+    time_limit_seconds: int | None = None,
 ) -> ScheduledJob:
     cron, interval = _schedule_fields(frequency_type, cron_expression, interval_minutes)
     job = ScheduledJob(
@@ -104,6 +114,7 @@ def create_job(
         name=_check_text(name, "name", MAX_NAME),
         description=_check_text(description, "description", MAX_DESCRIPTION),
         timezone=_check_timezone(tz) if tz is not None else "UTC",
+        time_limit_seconds=_check_time_limit(time_limit_seconds),
     )
     validate_workflow(workflow, instance.pk)
     job.workflow = workflow
@@ -124,6 +135,7 @@ def update_job(
     name: str | None = UNSET,
     description: str | None = UNSET,
     tz: str | None = UNSET,
+    time_limit_seconds: int | None = UNSET,
 ) -> ScheduledJob:
     """Change only what is given. A null schedule field counts as absent; a null name clears it."""
     job = ScheduledJob.objects.select_for_update().get(pk=job.pk)
@@ -158,6 +170,8 @@ def update_job(
         job.description = _check_text(description, "description", MAX_DESCRIPTION)
     if tz is not UNSET and tz is not None:
         job.timezone = _check_timezone(tz)
+    if time_limit_seconds is not UNSET:
+        job.time_limit_seconds = _check_time_limit(time_limit_seconds)
     if workflow is not UNSET:
         if workflow is None:
             raise errors.invalid("workflow", errors.INVALID_WORKFLOW, "must be an object with a tasks list")
@@ -183,6 +197,7 @@ def validate_job(job: ScheduledJob) -> None:
     job.timezone = _check_timezone(job.timezone or "UTC")
     _check_text(job.name, "name", MAX_NAME)
     _check_text(job.description, "description", MAX_DESCRIPTION)
+    _check_time_limit(job.time_limit_seconds)
     validate_workflow(job.workflow, job.instance_id)
 
 

@@ -86,9 +86,26 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))
 STORAGES = {
+    # Run logs and resources' storage areas: a local folder (MEDIA_ROOT), or an S3 bucket when one is named.
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+if env_str("STORAGE_S3_BUCKET"):
+    # django-storages (pip install '.[s3]'); credentials from these variables or boto3's usual chain.
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("STORAGE_S3_BUCKET"),
+            "endpoint_url": env_str("STORAGE_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("STORAGE_S3_REGION") or None,
+            "access_key": env_str("STORAGE_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("STORAGE_S3_SECRET_ACCESS_KEY") or None,
+            "location": env_str("STORAGE_S3_PREFIX", ""),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": True,
+        },
+    }
 # Finders let `make run` serve the admin's files without a collectstatic step; images collect them at build time.
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))

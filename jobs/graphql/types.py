@@ -124,6 +124,7 @@ class ScheduledJob(graphene.ObjectType):
         description="The next runs (UTC), soonest first; empty while inactive.",
     )
     schedule_description = graphene.String(required=True, description='The schedule in words: "At 06:00".')
+    time_limit_seconds = graphene.Int(description="Seconds a run may take; null means the server's default.")
 
     class Meta:
         name = "ScheduledJob"

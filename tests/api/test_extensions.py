@@ -96,3 +96,23 @@ def test_it_shows_a_runs_status_and_timings(api, acme_token, job):
         "steps": None,
         "startedAt": None,
     }
+
+
+def test_it_sets_and_clears_a_jobs_time_limit(api, acme_token, job):
+    update = "mutation($id: ID!, $t: Int) { updateScheduledJob(jobId: $id, timeLimitSeconds: $t) { timeLimitSeconds } }"
+
+    _, body = api.gql(update, {"id": str(job.pk), "t": 900}, token=acme_token)
+    assert body == {"data": {"updateScheduledJob": {"timeLimitSeconds": 900}}}
+    _, body = api.gql(update, {"id": str(job.pk), "t": None}, token=acme_token)
+    assert body == {"data": {"updateScheduledJob": {"timeLimitSeconds": None}}}
+
+
+def test_it_refuses_a_time_limit_beyond_the_servers(api, acme_token, job, settings):
+    update = "mutation($id: ID!, $t: Int) { updateScheduledJob(jobId: $id, timeLimitSeconds: $t) { id } }"
+    before = row_snapshot()
+
+    for bad in (0, -1, settings.JOBS_RUN_TIME_LIMIT + 1):
+        _, body = api.gql(update, {"id": str(job.pk), "t": bad}, token=acme_token)
+        assert error_codes(body) == ["INVALID_VALUE"], body
+        assert body["errors"][0]["extensions"]["field"] == "timeLimitSeconds"
+    assert row_snapshot() == before

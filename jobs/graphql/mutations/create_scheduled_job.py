@@ -21,6 +21,9 @@ class CreateScheduledJob(BaseMutation):
         name = graphene.String(description="A human-readable name.")
         description = graphene.String(description="What the job does.")
         timezone = graphene.String(description="IANA time zone in which cronExpression is read; default UTC.")
+        time_limit_seconds = graphene.Int(
+            description="Seconds a run may take before it is stopped and FAILED; default the server's limit."
+        )
 
     Output = ScheduledJob
 
@@ -37,4 +40,5 @@ class CreateScheduledJob(BaseMutation):
             name=optional.get("name"),
             description=optional.get("description"),
             tz=optional.get("timezone"),
+            time_limit_seconds=optional.get("time_limit_seconds"),
         )

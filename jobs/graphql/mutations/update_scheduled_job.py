@@ -17,6 +17,7 @@ _CHANGES = {
     "name": "name",
     "description": "description",
     "timezone": "tz",
+    "time_limit_seconds": "time_limit_seconds",
 }
 
 
@@ -34,6 +35,7 @@ class UpdateScheduledJob(BaseMutation):
         name = graphene.String(description="A new name; null clears it.")
         description = graphene.String(description="A new description; null clears it.")
         timezone = graphene.String(description="A new IANA time zone for the cron expression.")
+        time_limit_seconds = graphene.Int(description="A new per-run time limit in seconds; null: the server's.")
 
     Output = ScheduledJob
 
