@@ -141,11 +141,13 @@ def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, chan
         for i, job in enumerate(jobs):
             stored, score = raw[2 * i], raw[2 * i + 1]
             entry = build_entry(job, last_run_at=now)
-            if stored == entry.encoded_definition() and score is not None:
+            upcoming = to_timestamp(entry.schedule.next_after(now))
+            # A score later than the job's next slot would skip runs; an earlier one just fires on the next tick.
+            if stored == entry.encoded_definition() and score is not None and score <= upcoming + 1:
                 continue
             pipe.hset(keys[i], "definition", entry.encoded_definition())
             pipe.hset(keys[i], "meta", _meta_json(now))
-            pipe.zadd(conf.schedule_key, {keys[i]: to_timestamp(entry.schedule.next_after(now))})
+            pipe.zadd(conf.schedule_key, {keys[i]: upcoming})
             changes["added" if stored is None else "fixed"].append(job.pk)
         pipe.execute()
 

@@ -651,6 +651,25 @@ def test_reconcile_puts_back_an_entry_missing_from_the_zset(fleet):
     assert_entry_matches(fleet[4])
 
 
+def test_reconcile_fixes_a_score_later_than_the_next_slot(fleet):
+    # A score past the job's next slot would silently skip runs.
+    redis_client().zadd(schedule_key(), {entry_key(fleet[4].pk): 4102444800})  # 2100-01-01
+
+    changes = scheduling.reconcile()
+
+    assert changes == {"added": [], "removed": [], "fixed": [fleet[4].pk]}
+    assert_entry_matches(fleet[4])
+
+
+def test_reconcile_leaves_a_due_score_for_beat_to_fire(fleet):
+    # An earlier score only means "due": beat fires it on its next tick, reconcile must not move it.
+    early = redis_client().zscore(schedule_key(), entry_key(fleet[4].pk)) - 30
+    redis_client().zadd(schedule_key(), {entry_key(fleet[4].pk): early})
+
+    assert scheduling.reconcile() == {"added": [], "removed": [], "fixed": []}
+    assert redis_client().zscore(schedule_key(), entry_key(fleet[4].pk)) == early
+
+
 def test_reconcile_returns_exactly_what_it_changed_and_is_idempotent(fleet):
     client = redis_client()
     missing, drifted = fleet[0].pk, fleet[1].pk
