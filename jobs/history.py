@@ -96,9 +96,13 @@ def attach_recent_history(jobs: list) -> None:
             [list(by_job), limit],
         )
     else:
-        rows = JobHistory.objects.filter(job_id__in=list(by_job)).annotate(
-            rank=Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("created_at").desc(), F("id").desc()])
-        ).filter(rank__lte=limit)
+        rows = (
+            JobHistory.objects.filter(job_id__in=list(by_job))
+            .annotate(
+                rank=Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("created_at").desc(), F("id").desc()])
+            )
+            .filter(rank__lte=limit)
+        )
     for row in rows:
         by_job[row.job_id].append(row)
     for job in jobs:
