@@ -227,12 +227,6 @@ def delete_job(job: ScheduledJob) -> None:
 
 
 @transaction.atomic
-def set_active(job: ScheduledJob, active: bool) -> ScheduledJob:
-    """Pauses or resumes a job (the admin's actions use this)."""
-    return update_job(job, active=active)
-
-
-@transaction.atomic
 def run_now(job: ScheduledJob) -> JobHistory:
     """Queues a run outside the schedule (trigger MANUAL); a worker picks it up once this commits."""
     run = JobHistory.objects.create(job=job, instance_id=job.instance_id, trigger=RunTrigger.MANUAL)
@@ -272,15 +266,16 @@ def delete_instance(instance: Instance) -> None:
     unschedule_after_commit(job_ids)
 
 
-def create_instance(name: str) -> Instance:
+def _check_name(name: object) -> str:
     name = name.strip() if isinstance(name, str) else ""
     if not name or len(name) > MAX_NAME:
         raise errors.invalid("name", errors.INVALID_VALUE, f"must be 1 to {MAX_NAME} characters")
-    return Instance.objects.create(name=name)
+    return name
+
+
+def create_instance(name: str) -> Instance:
+    return Instance.objects.create(name=_check_name(name))
 
 
 def create_resource(instance: Instance, name: str) -> Resource:
-    name = name.strip() if isinstance(name, str) else ""
-    if not name or len(name) > MAX_NAME:
-        raise errors.invalid("name", errors.INVALID_VALUE, f"must be 1 to {MAX_NAME} characters")
-    return Resource.objects.create(instance=instance, name=name)
+    return Resource.objects.create(instance=instance, name=_check_name(name))

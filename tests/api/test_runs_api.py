@@ -146,7 +146,7 @@ def test_it_runs_the_queued_run_and_reports_it(
 
 
 def test_it_runs_a_paused_job_by_hand(api, acme_token, http_job, broker, django_capture_on_commit_callbacks):
-    services.set_active(http_job, False)
+    services.update_job(http_job, active=False)
 
     body = run_now(api, acme_token, http_job.pk, django_capture_on_commit_callbacks)
 

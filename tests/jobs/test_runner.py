@@ -142,7 +142,7 @@ def test_it_runs_the_next_slot_as_a_new_run(instance, http_server):
 
 
 def pause(job):
-    services.set_active(job, False)
+    services.update_job(job, active=False)
 
 
 def delete(job):
@@ -652,7 +652,7 @@ def test_it_refuses_to_cancel_a_run_that_finished_after_it_was_loaded(instance, 
 
 def test_it_runs_a_queued_manual_run(instance, http_server):
     job = make_job(instance, [ping("ping", http_server.url("/ok"))])
-    services.set_active(job, False)  # paused jobs can be run by hand
+    services.update_job(job, active=False)  # paused jobs can be run by hand
     queued = services.run_now(job)
     assert queued.status == RunStatus.QUEUED
 
