@@ -16,6 +16,7 @@ from celery.schedules import BaseSchedule, schedstate
 from django.conf import settings
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+from redis.exceptions import LockError
 
 from jobs.schedule import cron_occurrences, interval_occurrences
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 RUN_TASK = "jobs.run_scheduled"
 ENTRY_PREFIX = "job-"
 PUBLISH_BATCH = 1000
+FIRE_CHUNK = 5000
 # The API may change or remove an entry between the tick's read and its write: only the entry that was read is
 # advanced, and only an entry that is really gone leaves the schedule.
 ADVANCE_IF_UNCHANGED = """
@@ -199,9 +201,24 @@ class JobsScheduler(RedBeatScheduler):
         super().setup_schedule()
         self._reconcile(force=True)
 
-    def tick(self, min=min, **kwargs):
-        if self.lock_key:
+    def hold_lock(self) -> bool:
+        """Extends the HA lock; False if another beat holds it now (this one then stands by)."""
+        if not self.lock_key or self.lock is None:
+            return True
+        try:
             self.lock.extend(int(self.lock_timeout))
+            return True
+        except LockError:
+            # Lost it (a tick ran longer than the lock timeout): take it back unless a standby took over.
+            if self.lock.acquire(blocking=False):
+                log.warning("beat: lock had lapsed; taken back")
+                return True
+            log.warning("beat: another beat holds the lock; standing by")
+            return False
+
+    def tick(self, min=min, **kwargs):
+        if not self.hold_lock():
+            return self.max_interval
         if time.monotonic() >= self._next_reconcile_check:
             self._reconcile(force=False)
 
@@ -212,8 +229,11 @@ class JobsScheduler(RedBeatScheduler):
         prefix = self.app.redbeat_conf.key_prefix + ENTRY_PREFIX
         job_keys = [k for k in keys if k.startswith(prefix)]
         other_keys = [k for k in keys if not k.startswith(prefix)]
-        if job_keys:
-            self.fire_jobs(client, job_keys, now)
+        # Earliest slots first, in chunks, renewing the lock between them: one tick may have 100,000 entries.
+        for start in range(0, len(job_keys), FIRE_CHUNK):
+            if not self.hold_lock():
+                return self.max_interval
+            self.fire_jobs(client, job_keys[start : start + FIRE_CHUNK], now)
         for key in other_keys:
             try:
                 entry = self.Entry.from_key(key, app=self.app)
@@ -242,14 +262,22 @@ class JobsScheduler(RedBeatScheduler):
         fired: list[tuple[str, JobSchedule, datetime, str]] = []
         sends: list[tuple[int, datetime]] = []
         stale: list[str] = []
+        # Jobs sharing a schedule and a last slot share their answers: compute each once per call.
+        schedules: dict[str, JobSchedule] = {}
+        due: dict[tuple[str, datetime], datetime | None] = {}
         for i, key in enumerate(keys):
             definition, meta = raw[2 * i], raw[2 * i + 1]
             if not definition:
                 stale.append(key)
                 continue
-            schedule = JobEntry.decode_definition(definition)["schedule"]
+            schedule_json = json.dumps(json.loads(definition)["schedule"], sort_keys=True)
+            schedule = schedules.get(schedule_json)
+            if schedule is None:
+                schedule = schedules[schedule_json] = JobEntry.decode_definition(definition)["schedule"]
             last = JobEntry.decode_meta(meta)["last_run_at"] or now
-            slot = schedule.latest_due(last, until)
+            if (schedule_json, last) not in due:
+                due[(schedule_json, last)] = schedule.latest_due(last, until)
+            slot = due[(schedule_json, last)]
             job_id = job_id_of(key[len(self.app.redbeat_conf.key_prefix) :])
             if slot is None or job_id is None:
                 # Not due after all (score was stale): just re-score it below.
@@ -274,9 +302,12 @@ class JobsScheduler(RedBeatScheduler):
         drop = client.register_script(DROP_IF_GONE)
         schedule_key = self.app.redbeat_conf.schedule_key
         with client.pipeline(transaction=False) as pipe:
+            next_slots: dict[tuple[int, datetime], float] = {}
             for key, schedule, last, definition in fired:
                 meta = json.dumps({"last_run_at": last}, cls=Encoder)
-                score = to_timestamp(schedule.next_after(last))
+                if (id(schedule), last) not in next_slots:
+                    next_slots[(id(schedule), last)] = to_timestamp(schedule.next_after(last))
+                score = next_slots[(id(schedule), last)]
                 advance(keys=[key, schedule_key], args=[definition, meta, score], client=pipe)
             for key in stale:
                 drop(keys=[key, schedule_key], client=pipe)

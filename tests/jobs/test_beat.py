@@ -590,3 +590,37 @@ def test_an_entry_loads_with_stock_redbeat_code(make_job):
     assert entry.schedule == JobSchedule.for_job(job)
     assert entry.last_run_at == stored_entry(job.pk).last_run_at
     assert entry.due_at == job.next_run(after=entry.last_run_at)
+
+
+def ha_scheduler(lock_timeout: int = 30) -> JobsScheduler:
+    beat = JobsScheduler(app, lazy=True)
+    beat.lock_key = f"{app.redbeat_conf.key_prefix}:test-lock"
+    beat.lock_timeout = lock_timeout
+    beat.lock = redis_client().lock(beat.lock_key, timeout=lock_timeout)
+    assert beat.lock.acquire(blocking=False)
+    return beat
+
+
+def test_a_beat_whose_lock_lapsed_during_a_long_tick_takes_it_back():
+    beat = ha_scheduler()
+    redis_client().delete(beat.lock_key)  # the lease ran out while one tick published 100,000 runs
+
+    assert beat.hold_lock() is True
+    assert redis_client().get(beat.lock_key) is not None
+
+
+def test_a_beat_whose_lock_a_standby_took_stands_by_and_fires_nothing(make_job):
+    job = make_job(cron_expression="* * * * *")
+    set_last_run(job, datetime.now(UTC) - timedelta(minutes=3))  # due now
+    beat = ha_scheduler()
+    redis_client().delete(beat.lock_key)
+    standby = redis_client().lock(beat.lock_key, timeout=30)
+    assert standby.acquire(blocking=False)
+
+    assert beat.hold_lock() is False
+    assert beat.tick() == beat.max_interval
+    assert redis_client().llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 0
+
+    standby.release()
+    beat.tick()  # the standby is gone: this beat takes the lock back and fires the due run
+    assert redis_client().llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1
