@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 RUN_TASK = "jobs.run_scheduled"
 ENTRY_PREFIX = "job-"
 PUBLISH_BATCH = 1000
+# The furthest ahead beat publishes, however crowded the coming minute: ETA messages wait in workers until due.
+MAX_LOOKAHEAD = 60
 FIRE_CHUNK = 5000
 # The API may change or remove an entry between the tick's read and its write: only the entry that was read is
 # advanced, and only an entry that is really gone leaves the schedule.
@@ -195,6 +197,8 @@ class JobsScheduler(RedBeatScheduler):
         self.lookahead = settings.JOBS_SCHEDULE_LOOKAHEAD_SECONDS
         self.reconcile_every = settings.JOBS_RECONCILE_SECONDS
         self._next_reconcile_check = 0.0
+        # Entries per second fire_jobs gets through (measured as it goes); sizes the look-ahead for crowded minutes.
+        self.publish_rate = 2000.0
         super().__init__(app, *args, **kwargs)
 
     def setup_schedule(self):
@@ -224,7 +228,8 @@ class JobsScheduler(RedBeatScheduler):
 
         client = get_redis(self.app)
         now = datetime.now(UTC)
-        horizon = to_timestamp(now + timedelta(seconds=self.lookahead))
+        lookahead = self.lookahead_for(client, now)
+        horizon = to_timestamp(now + timedelta(seconds=lookahead))
         keys = client.zrangebyscore(self.app.redbeat_conf.schedule_key, 0, horizon)
         prefix = self.app.redbeat_conf.key_prefix + ENTRY_PREFIX
         job_keys = [k for k in keys if k.startswith(prefix)]
@@ -233,7 +238,7 @@ class JobsScheduler(RedBeatScheduler):
         for start in range(0, len(job_keys), FIRE_CHUNK):
             if not self.hold_lock():
                 return self.max_interval
-            self.fire_jobs(client, job_keys[start : start + FIRE_CHUNK], now)
+            self.fire_jobs(client, job_keys[start : start + FIRE_CHUNK], now, lookahead)
         for key in other_keys:
             try:
                 entry = self.Entry.from_key(key, app=self.app)
@@ -246,13 +251,23 @@ class JobsScheduler(RedBeatScheduler):
             self.app.redbeat_conf.schedule_key, f"({horizon}", "+inf", start=0, num=1, withscores=True
         )
         if upcoming:
-            wait = upcoming[0][1] - self.lookahead - time.time()
+            wait = upcoming[0][1] - lookahead - time.time()
             return max(0.05, min(wait, self.max_interval))
         return self.max_interval
 
-    def fire_jobs(self, client, keys: list[str], now: datetime) -> int:
+    def lookahead_for(self, client, now: datetime) -> float:
+        """Seconds ahead to publish: the configured look-ahead, widened when more runs are coming up than beat
+        can publish in it (at its measured rate, with margin), so that a crowded minute still starts on time."""
+        coming = client.zcount(
+            self.app.redbeat_conf.schedule_key, 0, to_timestamp(now + timedelta(seconds=MAX_LOOKAHEAD))
+        )
+        needed = 1.5 * coming / self.publish_rate
+        return min(MAX_LOOKAHEAD, self.lookahead + needed) if needed > self.lookahead / 2 else self.lookahead
+
+    def fire_jobs(self, client, keys: list[str], now: datetime, lookahead: float | None = None) -> int:
         """Publishes one run per due job entry (ETA = its slot) and advances the entries. Returns runs sent."""
-        until = now + timedelta(seconds=self.lookahead)
+        started = time.monotonic()
+        until = now + timedelta(seconds=self.lookahead if lookahead is None else lookahead)
         with client.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.hget(key, "definition")
@@ -314,6 +329,9 @@ class JobsScheduler(RedBeatScheduler):
             pipe.execute()
         if sends:
             log.info("beat: published %d job runs", len(sends))
+        if len(keys) >= 100:
+            rate = len(keys) / max(time.monotonic() - started, 1e-3)
+            self.publish_rate = 0.5 * self.publish_rate + 0.5 * rate
         return len(sends)
 
     def _reconcile(self, force: bool) -> None:

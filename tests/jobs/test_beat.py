@@ -624,3 +624,19 @@ def test_a_beat_whose_lock_a_standby_took_stands_by_and_fires_nothing(make_job):
     standby.release()
     beat.tick()  # the standby is gone: this beat takes the lock back and fires the due run
     assert redis_client().llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1
+
+
+def test_the_look_ahead_widens_for_a_crowded_minute_and_only_then(scheduler, settings):
+    client = redis_client()
+    now = datetime.now(UTC)
+    soon = to_timestamp(now + timedelta(seconds=40))
+    scheduler.publish_rate = 2000.0
+    client.zadd(schedule_key(), {f"{app.redbeat_conf.key_prefix}quiet-{i}": soon for i in range(10)})
+
+    assert scheduler.lookahead_for(client, now) == settings.JOBS_SCHEDULE_LOOKAHEAD_SECONDS
+
+    client.zadd(schedule_key(), {f"{app.redbeat_conf.key_prefix}crowd-{i}": soon for i in range(30_000)})
+    widened = scheduler.lookahead_for(client, now)
+
+    # 30,010 runs at 2,000/s take 15 s; with margin they are published from ~27 s ahead, never over a minute.
+    assert 20 < widened <= 60
