@@ -39,3 +39,11 @@ test-sqlite: setup
 
 bench-api: setup
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_bench} $(PY) bench/api.py
+
+# Scheduler benchmark (about 40-60 minutes for the full matrix; see docs/benchmarks.md). E.g. a quick try:
+#   make bench-scheduler BENCH_SCHEDULER_ARGS='--n 1000 --schedulers ours,redbeat'
+.PHONY: bench-scheduler
+bench-scheduler: setup
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_schedbench} \
+		$(PY) bench/scheduler.py $(BENCH_SCHEDULER_ARGS)
