@@ -134,6 +134,11 @@ class Decoder(RedBeatJSONDecoder):
         return super().dict_to_object(d)
 
 
+def encode_meta(last_run_at: datetime | None) -> str:
+    """An entry's meta as RedBeat stores it: when it last fired (for a job entry, the slot it last fired)."""
+    return json.dumps({"last_run_at": last_run_at}, cls=Encoder)
+
+
 def entry_name(job_id: int) -> str:
     return f"{ENTRY_PREFIX}{job_id}"
 
@@ -180,10 +185,9 @@ class JobEntry(RedBeatSchedulerEntry):
 
     def save(self):
         """Writes definition, meta and score together. Unlike stock RedBeat, meta is overwritten."""
-        meta = {"last_run_at": self.last_run_at}
         with get_redis(self.app).pipeline() as pipe:
             pipe.hset(self.key, "definition", self.encoded_definition())
-            pipe.hset(self.key, "meta", json.dumps(meta, cls=Encoder))
+            pipe.hset(self.key, "meta", encode_meta(self.last_run_at))
             pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
             pipe.execute()
         return self
@@ -319,7 +323,7 @@ class JobsScheduler(RedBeatScheduler):
         with client.pipeline(transaction=False) as pipe:
             next_slots: dict[tuple[int, datetime], float] = {}
             for key, schedule, last, definition in fired:
-                meta = json.dumps({"last_run_at": last}, cls=Encoder)
+                meta = encode_meta(last)
                 if (id(schedule), last) not in next_slots:
                     next_slots[(id(schedule), last)] = to_timestamp(schedule.next_after(last))
                 score = next_slots[(id(schedule), last)]

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import transaction
 from redbeat.decoder import to_timestamp
-from redbeat.schedulers import get_redis
+from redbeat.schedulers import ensure_conf, get_redis
 
-from jobs.beat import ENTRY_PREFIX, RUN_TASK, JobEntry, JobSchedule, entry_name, job_id_of
+from jobs.beat import ENTRY_PREFIX, RUN_TASK, JobEntry, JobSchedule, encode_meta, entry_name, job_id_of
 from jobs.models import ScheduledJob
 from pointscene.celery import app
 
@@ -23,8 +23,6 @@ BATCH = 1000
 
 
 def _conf():
-    from redbeat.schedulers import ensure_conf
-
     return ensure_conf(app)
 
 
@@ -146,18 +144,10 @@ def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, chan
             if stored == entry.encoded_definition() and score is not None and score <= upcoming + 1:
                 continue
             pipe.hset(keys[i], "definition", entry.encoded_definition())
-            pipe.hset(keys[i], "meta", _meta_json(now))
+            pipe.hset(keys[i], "meta", encode_meta(now))
             pipe.zadd(conf.schedule_key, {keys[i]: upcoming})
             changes["added" if stored is None else "fixed"].append(job.pk)
         pipe.execute()
-
-
-def _meta_json(last_run_at: datetime) -> str:
-    import json
-
-    from jobs.beat import Encoder
-
-    return json.dumps({"last_run_at": last_run_at}, cls=Encoder)
 
 
 def reconcile_due() -> bool:
