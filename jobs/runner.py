@@ -130,7 +130,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
             cancelled=watch.stop_event,
             processes=watch.processes,
         )
-        failure = None
+        failure, counters = None, {}
         try:
             if watch.stop_event.is_set():
                 raise tasktypes.RunCancelled()
@@ -138,7 +138,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
         except tasktypes.RunCancelled:
             failure = watch.reason or "cancelled"
         except tasktypes.StepFailed as exc:
-            failure = str(exc)
+            failure, counters = str(exc), exc.counters
         except Exception as exc:
             log.exception("run %s step %s: internal error", run.pk, task["name"])
             failure = f"internal error: {type(exc).__name__}"
@@ -149,7 +149,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
             step.update(status="SUCCEEDED", counters=result.counters)
             run_log.line(f"[{task['name']}] succeeded in {step['seconds']} s {result.counters}")
             continue
-        step.update(status="FAILED", error=failure)
+        step.update(status="FAILED", error=failure, **({"counters": counters} if counters else {}))
         run_log.line(f"[{task['name']}] failed after {step['seconds']} s: {failure}")
         for j in range(len(tasks)):
             if steps[j]["status"] == "PENDING":

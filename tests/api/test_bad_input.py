@@ -719,7 +719,9 @@ TWO_MUTATIONS = [
     pytest.param(
         """
         mutation Two($resourceId: ID!, $missing: ID!) {
-          first: addJobConfig(resourceId: $resourceId, config: {gd: {type: "drive", token: "t"}}) { success }
+          first: addJobConfig(
+            resourceId: $resourceId, config: {gd: {type: "s3", access_key_id: "k", secret_access_key: "s"}}
+          ) { success }
           second: deleteScheduledJob(id: $missing) { success }
         }
         """,

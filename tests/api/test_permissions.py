@@ -185,8 +185,8 @@ OPS = {
         ),
         Op(
             "addJobConfig",
-            'mutation M($id: ID!) { addJobConfig(resourceId: $id, config: {matrix: {type: "drive", token: "t"}}) '
-            "{ success } }",
+            "mutation M($id: ID!) { addJobConfig(resourceId: $id, "
+            'config: {matrix: {type: "s3", access_key_id: "k", secret_access_key: "s"}}) { success } }',
             lambda s: {"id": str(s.resource_id)},
             "resourceId",
             True,

@@ -30,6 +30,26 @@ def contract_config() -> dict:
 
 
 CONFIG = contract_config()
+# How the service stores it: rclone's names for the options (dropbox's app_key/app_secret are rclone's
+# client_id/client_secret), every value a string.
+STORED = {
+    **CONFIG,
+    "box": {
+        "type": "dropbox",
+        "client_id": CONFIG["box"]["app_key"],
+        "client_secret": CONFIG["box"]["app_secret"],
+        "token": CONFIG["box"]["token"],
+    },
+}
+# A token in rclone's form, for remotes the tests make up.
+TOKEN = json.dumps(
+    {
+        "access_token": "ya29.other",
+        "token_type": "Bearer",
+        "refresh_token": "1//0other",
+        "expiry": "2026-12-01T09:30:00Z",
+    }
+)
 
 # Every value of the example that is a credential or identifies one, plus the tokens inside the token fields.
 SECRETS = [
@@ -64,12 +84,38 @@ def codes(exc: ValidationError) -> dict[str, list[str]]:
 
 
 def remote(type_: str = "s3", **settings) -> dict:
-    return {"type": type_, **settings}
+    """A remote that passes the rules: s3 with keys, OAuth types with a token, others as given."""
+    base = {"type": type_}
+    if type_ == "s3":
+        base |= {"provider": "AWS", "access_key_id": "AKIAOTHER", "secret_access_key": "other-secret"}
+    elif type_ in ("drive", "dropbox"):
+        base["token"] = TOKEN
+    return base | settings
 
 
 def test_it_reads_the_contract_example():
     assert set(CONFIG) == {"gdrive", "box", "bucket", "acc"}
     assert CONFIG["gdrive"]["client_secret"] == "my-client-secret"
+    assert CONFIG["box"]["app_key"] == "app-key"
+
+
+def test_it_stores_the_dropbox_app_key_and_secret_under_rclones_names(resource):
+    add_job_config(resource, {"box": CONFIG["box"]})
+
+    stored = stored_settings(resource)["box"]
+    assert stored == STORED["box"]
+    assert stored["client_id"] == "app-key"
+    assert stored["client_secret"] == "app-secret"
+    assert "app_key" not in stored
+    assert "app_secret" not in stored
+
+
+def test_it_stores_every_value_as_a_string(resource):
+    add_job_config(resource, {"bucket": remote(upload_concurrency=8, force_path_style=False, v2_auth=True)})
+
+    stored = stored_settings(resource)["bucket"]
+    assert (stored["upload_concurrency"], stored["force_path_style"], stored["v2_auth"]) == ("8", "false", "true")
+    assert all(isinstance(value, str) for value in stored.values())
 
 
 def test_it_stores_the_contract_remotes_one_row_each(resource):
@@ -82,7 +128,8 @@ def test_it_stores_the_contract_remotes_one_row_each(resource):
         ("bucket", "s3"),
         ("gdrive", "drive"),
     ]
-    assert stored_settings(resource) == CONFIG
+    assert stored_settings(resource) == STORED
+    assert all(isinstance(value, str) for settings in STORED.values() for value in settings.values())
 
 
 def test_it_keeps_no_secret_in_any_column(resource):
@@ -115,7 +162,7 @@ def test_it_keeps_no_secret_in_any_table(resource):
 def test_it_round_trips_the_settings(resource):
     add_job_config(resource, CONFIG)
 
-    for name, settings in CONFIG.items():
+    for name, settings in STORED.items():
         row = RemoteConfig.objects.get(resource=resource, name=name)
         assert decrypt_json(row.settings_encrypted) == settings
 
@@ -129,11 +176,21 @@ def test_it_encrypts_the_same_settings_differently_each_time(resource, other_res
     assert decrypt_json(first) == decrypt_json(second) == CONFIG["bucket"]
 
 
-@pytest.mark.parametrize("value", [1, 2.5, True, False, "", "x" * 5000])
-def test_it_accepts_scalar_setting_values(value, resource):
-    add_job_config(resource, {"bucket": remote(chunk_size=value)})
+@pytest.mark.parametrize(
+    ("option", "value", "stored"),
+    [
+        ("upload_concurrency", 1, "1"),
+        ("chunk_size", 2.5, "2.5"),
+        ("force_path_style", True, "true"),
+        ("no_check_bucket", False, "false"),
+        ("location_constraint", "", ""),
+        ("description", "x" * 5000, "x" * 5000),
+    ],
+)
+def test_it_accepts_scalar_setting_values(option, value, stored, resource):
+    add_job_config(resource, {"bucket": remote(**{option: value})})
 
-    assert stored_settings(resource) == {"bucket": {"type": "s3", "chunk_size": value}}
+    assert stored_settings(resource) == {"bucket": {**remote(), option: stored}}
 
 
 # --- merging
@@ -148,9 +205,9 @@ def test_it_merges_by_name(resource):
 
     assert stored_settings(resource) == {
         "gdrive": new_gdrive,
-        "box": CONFIG["box"],
+        "box": STORED["box"],
         "acc": CONFIG["acc"],
-        "extra": {"type": "s3", "region": "eu-west-1"},
+        "extra": remote("s3", region="eu-west-1"),
     }
     box_after = RemoteConfig.objects.get(resource=resource, name="box")
     assert (box_after.pk, box_after.settings_encrypted) == (box_before.pk, box_before.settings_encrypted)
@@ -161,7 +218,7 @@ def test_it_replaces_a_remote_whole_not_key_by_key(resource):
 
     add_job_config(resource, {"gdrive": remote("drive", scope="drive.readonly")})
 
-    assert stored_settings(resource) == {"gdrive": {"type": "drive", "scope": "drive.readonly"}}
+    assert stored_settings(resource) == {"gdrive": {"type": "drive", "token": TOKEN, "scope": "drive.readonly"}}
     assert RemoteConfig.objects.filter(resource=resource).count() == 1
 
 
@@ -171,6 +228,7 @@ def test_it_changes_the_type_with_the_settings(resource):
     add_job_config(resource, {"store": remote("drive")})
 
     assert RemoteConfig.objects.get(resource=resource, name="store").type == "drive"
+    assert stored_settings(resource) == {"store": remote("drive")}
 
 
 def test_it_removes_with_null_and_ignores_removing_a_missing_name(resource):
@@ -190,7 +248,7 @@ def test_it_leaves_other_resources_alone(resource, other_resource):
 
     after = sorted(RemoteConfig.objects.filter(resource=other_resource).values_list("pk", "settings_encrypted"))
     assert after == before
-    assert stored_settings(other_resource) == CONFIG
+    assert stored_settings(other_resource) == STORED
 
 
 # --- validation: coded, pathed, silent about values, nothing written
@@ -231,7 +289,7 @@ BAD_CONFIGS = [
     pytest.param({"x" * 65: remote()}, "config." + "x" * 65, id="name-long"),
     pytest.param({"resource": remote()}, "config.resource", id="reserved"),
     pytest.param({"resource": None}, "config.resource", id="reserved-removal"),
-    pytest.param({"disk": remote("local", root="/etc")}, "config.disk.type", id="local"),
+    pytest.param({"disk": remote("local", copy_links=True)}, "config.disk.type", id="local"),
 ]
 
 
@@ -255,22 +313,22 @@ def test_it_refuses_a_whole_config_when_one_remote_is_bad(resource):
     before = row_snapshot()
 
     with pytest.raises(ValidationError) as raised:
-        add_job_config(resource, {**CONFIG, "bucket": None, "zzz": {"type": "s3", "secret": ["secret-example"]}})
+        add_job_config(resource, {**CONFIG, "bucket": None, "zzz": remote(secret_access_key=["secret-example"])})
 
-    assert codes(raised.value) == {"config.zzz.secret": [errors.INVALID_CONFIG]}
+    assert codes(raised.value) == {"config.zzz.secret_access_key": [errors.INVALID_CONFIG]}
     assert row_snapshot() == before
 
 
 def test_it_allows_local_remotes_only_when_configured(resource, settings):
     settings.CONFIGS_ALLOW_LOCAL_REMOTES = False
     with pytest.raises(ValidationError) as raised:
-        add_job_config(resource, {"disk": remote("local", root="/data")})
+        add_job_config(resource, {"disk": remote("local", copy_links=True)})
     assert codes(raised.value) == {"config.disk.type": [errors.INVALID_CONFIG]}
     assert not RemoteConfig.objects.exists()
 
     settings.CONFIGS_ALLOW_LOCAL_REMOTES = True
-    add_job_config(resource, {"disk": remote("local", root="/data")})
-    assert stored_settings(resource) == {"disk": {"type": "local", "root": "/data"}}
+    add_job_config(resource, {"disk": remote("local", copy_links=True)})
+    assert stored_settings(resource) == {"disk": {"type": "local", "copy_links": "true"}}
 
 
 # --- limits
@@ -313,7 +371,7 @@ def test_it_allows_replacing_and_removing_at_the_limit(resource):
     add_job_config(resource, {"r0": remote("drive"), "r1": None, "fresh": remote()})
 
     assert RemoteConfig.objects.filter(resource=resource).count() == 50
-    assert stored_settings(resource)["r0"] == {"type": "drive"}
+    assert stored_settings(resource)["r0"] == remote("drive")
 
 
 def test_it_counts_remotes_per_resource(resource, other_resource):
@@ -342,7 +400,7 @@ def test_it_refuses_a_huge_config_with_the_default_limit(resource, settings):
     before = row_snapshot()
 
     with pytest.raises(ValidationError) as raised:
-        add_job_config(resource, {"bucket": remote(blob="x" * settings.CONFIGS_MAX_BYTES)})
+        add_job_config(resource, {"bucket": remote(description="x" * settings.CONFIGS_MAX_BYTES)})
 
     assert codes(raised.value) == {"config": [errors.INVALID_CONFIG]}
     assert row_snapshot() == before

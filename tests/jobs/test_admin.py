@@ -38,7 +38,8 @@ def test_it_shows_a_job_page(admin_client, job):
 
 
 def test_it_never_shows_remote_settings(admin_client, resource):
-    add_job_config(resource, {"bucket": {"type": "s3", "secret_access_key": "very-secret-value-123"}})
+    bucket = {"type": "s3", "access_key_id": "AKIA1", "secret_access_key": "very-secret-value-123"}
+    add_job_config(resource, {"bucket": bucket})
     remote = resource.remotes.get()
 
     listing = admin_client.get("/admin/configs/remoteconfig/")

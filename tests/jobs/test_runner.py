@@ -241,12 +241,12 @@ def test_it_fails_the_run_at_the_first_failing_step(instance, http_server):
     assert RunLock(job.pk).acquire()
 
 
-def test_it_fails_an_rclone_step_clearly_until_configs_arrive(job):
+def test_it_fails_a_sync_step_clearly_when_the_resource_lacks_the_remote(job):
     run = row(runner.run_scheduled(job.pk, datetime(2025, 6, 2, 2, 30, tzinfo=UTC)))
 
     assert run.status == RunStatus.FAILED
     assert "'sync'" in run.error
-    assert "rclone" in run.error.lower()
+    assert "has no remote named 'acc'" in run.error
     assert [s["status"] for s in run.steps] == ["SUCCEEDED", "FAILED"]
     assert run.error in read_log(run)
 

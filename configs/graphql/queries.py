@@ -1,0 +1,34 @@
+import graphene
+
+from configs import services
+from configs.graphql.types import ConfigRemote, ConfigSecret
+from jobs.access import Need, require_resource
+from jobs.models import Resource
+from pointscene.graphql.base import id_arg, principal
+from pointscene.graphql.errors import coded_errors
+
+
+class ConfigQueries(graphene.ObjectType):
+    get_job_config = graphene.List(
+        graphene.NonNull(ConfigRemote),
+        required=True,
+        resource_id=graphene.ID(required=True, description="The resource whose remotes to list."),
+        description="A resource's remotes: names, types and non-secret settings; secrets only as set or unset. "
+        "Needs write access to the resource.",
+    )
+
+    @staticmethod
+    @coded_errors
+    def resolve_get_job_config(root, info, resource_id):
+        pk = id_arg(resource_id, "resourceId", "resource")
+        # Configs are credentials: even their shape is for those who may change them.
+        resource = require_resource(principal(info), Resource.objects.filter(pk=pk).first(), Need.WRITE, "resourceId")
+        return [
+            ConfigRemote(
+                name=remote["name"],
+                type=remote["type"],
+                settings=remote["settings"],
+                secrets=[ConfigSecret(name=s["name"], is_set=s["isSet"]) for s in remote["secrets"]],
+            )
+            for remote in services.get_job_config(resource)
+        ]

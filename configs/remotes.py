@@ -1,0 +1,269 @@
+"""The rules for one remote's settings: which types and options exist, which are required, which are secret,
+and which would let a remote reach the server itself (its disk, its network, its cloud identity).
+
+Types and option names come from the installed rclone, so a config is checked against the engine that will
+run it; `acc` is ours (issue: ACC as a sync remote) and is described here.
+"""
+
+import ipaddress
+import json
+import re
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from configs import rclone
+from jobs import errors
+from jobs.tasktypes.args import REMOTE_NAME
+
+# Our own remote type: an Autodesk Construction Cloud project, served to rclone by the worker.
+ACC_OPTIONS = {
+    "token": rclone.Option("token", True, False, False, ""),
+    "hub_id": rclone.Option("hub_id", True, False, False, ""),
+    "project_id": rclone.Option("project_id", True, False, False, ""),
+    "client_id": rclone.Option("client_id", False, False, False, ""),
+    "client_secret": rclone.Option("client_secret", False, False, False, ""),
+    "description": rclone.Option("description", False, False, True, ""),
+}
+# Names clients use for an option that rclone names differently (the contract's dropbox example).
+ALIASES = {"dropbox": {"app_key": "client_id", "app_secret": "client_secret"}}
+# Types that read the server's own disk, or wrap remotes/paths that may (alias to /etc, union of local dirs).
+LOCAL_TYPES = {"local", "alias", "union", "combine", "chunker", "hasher", "compress", "cache", "archive"}
+# crypt wraps another remote of the same resource, named in its `remote` option as name:path.
+WRAPPER_TYPES = {"crypt"}
+# Options that make rclone start a program on the worker. Never allowed.
+EXEC_OPTIONS = {"ssh", "bearer_token_command", "password_command", "use_az"}
+# Boolean options that use the server's own cloud identity (instance role, managed identity) or its loopback.
+SERVER_IDENTITY_OPTIONS = {"env_auth", "use_msi", "use_emulator"}
+# Option values that do the same.
+SERVER_IDENTITY_VALUES = {
+    ("oracleobjectstorage", "provider"): {
+        "instance_principal_auth",
+        "resource_principal_auth",
+        "workload_identity_auth",
+    }
+}
+# Options holding an address the remote connects to (besides names ending in url, endpoint or proxy).
+ENDPOINT_OPTIONS = {"host", "hostname", "auth", "namenode"}
+# Words of option names that hold secrets; also any name ending in "key" (b2's key, api_key, master_key).
+_SECRET_WORDS = {"secret", "token", "password", "pass", "credentials", "cookie", "cookies", "session", "pem"}
+_TRUE = {"1", "t", "true", "yes", "y", "on"}  # rclone's ParseBool, and then some
+_OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_VALUE_CHARS = 16 * 1024
+# Types whose options have a token but that can sign in without one.
+TOKEN_ALTERNATIVES = {
+    "drive": ("service_account_credentials", "service_account_file"),
+    "google cloud storage": ("service_account_credentials", "service_account_file"),
+}
+# The oauth2 expiry as Go writes and reads it (RFC 3339, with an offset).
+_RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
+
+
+def options_for(remote_type: str) -> dict[str, rclone.Option] | None:
+    if remote_type == "acc":
+        return ACC_OPTIONS
+    backend = rclone.backends().get(remote_type)
+    return backend.options if backend else None
+
+
+def is_endpoint(option: str) -> bool:
+    return option in ENDPOINT_OPTIONS or option.endswith(("url", "endpoint", "proxy"))
+
+
+def reads_local_disk(option: str) -> bool:
+    return option.endswith(("_file", "_path"))
+
+
+def is_secret(remote_type: str, option: str) -> bool:
+    """Secret options are stored like the rest but never shown again: passwords, keys, tokens, signed URLs."""
+    known = options_for(remote_type) or {}
+    if option in known and known[option].is_password:
+        return True
+    if option == "sas_url" or "customer_key" in option or "private_key" in option:
+        return True
+    words = option.split("_")
+    if words[-1] in ("url", "id", "file", "path"):
+        return False
+    return words[-1] == "key" or bool(_SECRET_WORDS.intersection(words))
+
+
+def canonical(remote_type: str, option: str) -> str:
+    return ALIASES.get(remote_type, {}).get(option, option)
+
+
+def check_remote(name: str, value: object, field: str) -> dict | None:
+    """The remote's settings as they will be stored (aliases resolved), or None for "remove it".
+    Raises a coded ValidationError naming the offending setting."""
+    if not REMOTE_NAME.match(name):
+        raise errors.invalid(
+            field,
+            errors.INVALID_CONFIG,
+            "remote names are 1-64 letters, digits, _ - . + @ or spaces, not starting with - or space",
+        )
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise errors.invalid(field, errors.INVALID_CONFIG, "must be an object of settings with a type, or null")
+    remote_type = value.get("type")
+    if not isinstance(remote_type, str) or not remote_type:
+        raise errors.invalid(f"{field}.type", errors.INVALID_CONFIG, "a remote type is required, such as drive or s3")
+    try:
+        known = options_for(remote_type)
+    except rclone.RcloneMissing as exc:
+        raise ValidationError(str(exc), code=errors.INVALID_CONFIG) from None
+    if known is None:
+        raise errors.invalid(
+            f"{field}.type", errors.INVALID_CONFIG, f"{remote_type!r} is not a remote type rclone knows"
+        )
+    allow_local = settings.CONFIGS_ALLOW_LOCAL_REMOTES
+    if remote_type in LOCAL_TYPES and not allow_local:
+        raise errors.invalid(
+            f"{field}.type", errors.INVALID_CONFIG, f"{remote_type} remotes would reach this server's own disk"
+        )
+
+    settings_ = {"type": remote_type}
+    for key, option_value in value.items():
+        if key == "type":
+            continue
+        path = f"{field}.{key}"
+        if not isinstance(key, str) or not _OPTION_NAME.match(key):
+            raise errors.invalid(path, errors.INVALID_CONFIG, "setting names are rclone option names (snake_case)")
+        option = canonical(remote_type, key)
+        if option not in known:
+            raise errors.invalid(path, errors.INVALID_CONFIG, f"{remote_type} remotes have no setting {key!r}")
+        if option in settings_:
+            raise errors.invalid(path, errors.INVALID_CONFIG, f"{key!r} is given twice (as {option!r} too)")
+        settings_[option] = _check_value(option_value, path)
+        _check_allowed(remote_type, option, settings_[option], path, allow_local)
+
+    for option in known.values():
+        if option.required and not settings_.get(option.name):
+            raise errors.invalid(f"{field}.{option.name}", errors.REQUIRED, f"{remote_type} remotes need {option.name}")
+    _check_type_rules(remote_type, settings_, known, field)
+    return settings_
+
+
+def _check_value(value: object, path: str) -> str:
+    # rclone's config holds strings; numbers and booleans are written the way rclone parses them.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if not isinstance(value, str):
+        raise errors.invalid(path, errors.INVALID_CONFIG, "must be a string, number or boolean")
+    if len(value) > MAX_VALUE_CHARS:
+        raise errors.invalid(path, errors.INVALID_CONFIG, f"at most {MAX_VALUE_CHARS} characters")
+    if any(ord(c) < 32 for c in value):
+        raise errors.invalid(path, errors.INVALID_CONFIG, "must not contain line breaks or control characters")
+    if "%(" in value:
+        # rclone's config reader expands %(name)s references to other settings.
+        raise errors.invalid(path, errors.INVALID_CONFIG, "must not contain %( (rclone would expand it)")
+    if value != value.strip():
+        # rclone's config file trims them; the remote would get a different value than the one given.
+        raise errors.invalid(path, errors.INVALID_CONFIG, "must not start or end with spaces")
+    return value
+
+
+def _check_allowed(remote_type: str, option: str, value: str, path: str, allow_local: bool) -> None:
+    if option in EXEC_OPTIONS:
+        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} would run a program on this server")
+    if allow_local:
+        return
+    if reads_local_disk(option) and value:
+        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} would read this server's own disk")
+    if (option in SERVER_IDENTITY_OPTIONS and value.strip().lower() in _TRUE) or value.strip() in (
+        SERVER_IDENTITY_VALUES.get((remote_type, option)) or ()
+    ):
+        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} would use this server's own identity or network")
+    if is_endpoint(option) and value and is_private_endpoint(value):
+        raise errors.invalid(
+            path, errors.INVALID_CONFIG, f"{option} points at this server or its private network, which is disabled"
+        )
+
+
+def endpoint_host(value: str) -> str:
+    """The host of an endpoint as rclone takes it: a URL, host:port, or a bare host."""
+    candidate = value if "://" in value else f"//{value}"
+    try:
+        return (urlsplit(candidate).hostname or "").lower()
+    except ValueError:
+        return value.lower()
+
+
+def is_private_endpoint(value: str) -> bool:
+    """Whether an endpoint names this machine or a private network by its literal address or a local name.
+    Names that resolve to private addresses are refused again by the worker, which resolves them at run time."""
+    host = endpoint_host(value).rstrip(".")
+    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def _check_type_rules(remote_type: str, settings_: dict, known: dict, field: str) -> None:
+    if "token" in settings_:
+        check_token(settings_["token"], f"{field}.token")
+    elif (
+        "token" in known
+        and "client_id" in known
+        and not any(settings_.get(o) for o in TOKEN_ALTERNATIVES.get(remote_type, ()))
+    ):
+        # OAuth backends need a token: a server cannot open a browser to sign the user in.
+        raise errors.invalid(
+            f"{field}.token", errors.REQUIRED, f"{remote_type} remotes need a token (oauth2 token JSON)"
+        )
+    if remote_type == "s3" and settings_.get("env_auth", "false") != "true":
+        for option in ("access_key_id", "secret_access_key"):
+            if not settings_.get(option):
+                raise errors.invalid(f"{field}.{option}", errors.REQUIRED, f"s3 remotes need {option}")
+    if remote_type == "acc":
+        for option in ("hub_id", "project_id"):
+            if not settings_[option].startswith("b."):
+                raise errors.invalid(f"{field}.{option}", errors.INVALID_CONFIG, f"{option} must start with 'b.'")
+    if remote_type in WRAPPER_TYPES:
+        wrapped = settings_.get("remote", "")
+        if not wrapped or wrapped.startswith(":") or ":" not in wrapped or not REMOTE_NAME.match(wrapped.split(":")[0]):
+            raise errors.invalid(
+                f"{field}.remote", errors.INVALID_CONFIG, "must name another remote of this resource as name:path"
+            )
+
+
+def check_token(value: str, path: str) -> dict:
+    """An oauth2 token as rclone keeps it: JSON with access_token, and optionally token_type, refresh_token and
+    an RFC 3339 expiry."""
+    try:
+        token = json.loads(value)
+    except ValueError:
+        token = None
+    if not isinstance(token, dict) or not isinstance(token.get("access_token"), str) or not token["access_token"]:
+        raise errors.invalid(path, errors.INVALID_CONFIG, "must be oauth2 token JSON with an access_token")
+    for key in ("token_type", "refresh_token", "expiry"):
+        if key in token and not isinstance(token[key], str):
+            raise errors.invalid(path, errors.INVALID_CONFIG, f"the token's {key} must be a string")
+    if token.get("expiry"):
+        try:
+            if not _RFC3339.match(token["expiry"]):
+                raise ValueError
+            datetime.fromisoformat(token["expiry"])
+        except ValueError:
+            raise errors.invalid(
+                path, errors.INVALID_CONFIG, "the token's expiry must be an RFC 3339 time, e.g. 2026-12-01T09:30:00Z"
+            ) from None
+    return token
+
+
+def public_view(settings_: dict) -> dict:
+    """What getJobConfig shows of a remote: type, non-secret settings, and which secrets are set."""
+    remote_type = settings_["type"]
+    known = options_for(remote_type) or {}
+    shown = {k: v for k, v in settings_.items() if k != "type" and not is_secret(remote_type, k)}
+    # The type's main secrets, set or not, plus any other secret that is set.
+    names = {o.name for o in known.values() if not o.advanced and not o.provider and is_secret(remote_type, o.name)}
+    names |= {k for k in settings_ if k != "type" and is_secret(remote_type, k)}
+    secrets_ = [{"name": n, "isSet": bool(settings_.get(n))} for n in sorted(names)]
+    return {"type": remote_type, "settings": shown, "secrets": secrets_}

@@ -1,0 +1,359 @@
+"""One rclone sync step on a worker: the resource's remotes in, rclone run, its log and stats out, refreshed
+tokens stored back.
+
+Credentials reach rclone as an rclone config file that is encrypted before it is written (configs.rclone),
+in a private temporary folder that is removed when the step ends. rclone gets the one-time password in its
+environment, and writes any OAuth token it refreshes back into that file, still encrypted; we read those
+back and store them (encrypted, with Fernet) before the step returns, whatever its outcome, because some
+providers' refresh tokens are single-use.
+"""
+
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, storages
+
+from configs import rclone, remotes
+from configs.services import remotes_for_run, store_refreshed_token
+from jobs.acc.bridge import AccProject, Bridge
+from jobs.acc.client import ApsClient
+from jobs.acc.tokens import StoredToken
+from jobs.storage import resource_area
+from jobs.tasktypes import RunCancelled, StepContext, StepFailed, StepResult
+
+log = logging.getLogger(__name__)
+
+# rclone's documented exit codes: https://rclone.org/docs/#exit-code
+EXIT_CODES = {
+    1: ("syntax or usage error", False),
+    2: ("error not otherwise categorised", True),
+    3: ("directory not found", False),
+    4: ("file not found", False),
+    5: ("temporary error (more retries might fix it)", True),
+    6: ("less serious errors (files that could not be transferred)", False),
+    7: ("fatal error (retries will not fix it: account suspended, quota, ...)", False),
+    8: ("transfer limit exceeded", False),
+    9: ("operation successful but no files transferred", False),
+    10: ("duration limit exceeded", True),
+}
+# Environment the worker passes on to rclone: operator tuning (RCLONE_* flags), proxies, CA bundles.
+# Never the worker's own secrets (database URL, encryption keys), and never an rclone config of its own.
+_PASS_ENV = re.compile(
+    r"^(RCLONE_(?!CONFIG|PASSWORD_COMMAND).+|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|SSL_CERT_\w+)$"
+)
+_STATS_KEYS = {
+    "transfers": "filesTransferred",
+    "bytes": "bytesTransferred",
+    "checks": "checks",
+    "deletes": "deletes",
+    "deletedDirs": "deletedDirs",
+    "renames": "renames",
+    "errors": "errors",
+    "serverSideCopies": "serverSideCopies",
+}
+
+
+@dataclass
+class SyncSpec:
+    resource_id: int
+    source: str
+    destination: str
+    mode: str = "sync"
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    checksum: bool = False
+    transfers: int | None = None
+    checkers: int | None = None
+    # Where bisync keeps its listings between runs (None: not bisync).
+    state_dir: Path | None = None
+
+
+def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
+    names = {location.split(":", 1)[0] for location in (spec.source, spec.destination)}
+    stored = _load_remotes(spec.resource_id, names)
+    stats: dict = {}
+    with contextlib.ExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="rclone-step-"))  # mode 0700: only the worker's user
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        sections, bridges = {}, {}
+        for name, settings_ in stored.items():
+            if settings_["type"] == "acc":
+                # rclone reaches ACC through a WebDAV bridge the worker serves on loopback for this step.
+                bridges[name] = stack.enter_context(acc_bridge(ctx, spec.resource_id, name, settings_))
+                sections[name] = bridges[name].rclone_remote()
+            else:
+                sections[name] = settings_
+        redact = _redactor(_secret_values(stored) + [b.password for b in bridges.values()])
+        password = secrets.token_urlsafe(32)
+        config_path = workdir / "rclone.conf"
+        try:
+            rclone.write_encrypted_config(config_path, {n: _rclone_options(s) for n, s in sections.items()}, password)
+            command = _command(spec, config_path, workdir)
+            ctx.log(f"rclone {spec.mode} {spec.source} -> {spec.destination}" + (" (dry run)" if spec.dry_run else ""))
+            if "--resync" in command:
+                ctx.log("bisync has no listings from an earlier run on this worker: --resync merges both sides")
+            exit_code = _run(ctx, command, _env(workdir, password), redact, stats)
+        finally:
+            _store_refreshed_tokens(ctx, spec.resource_id, stored, config_path, password)
+        acc_errors = [error for bridge in bridges.values() for error in bridge.project.errors]
+
+    counters = {ours: int(stats.get(theirs, 0)) for theirs, ours in _STATS_KEYS.items()}
+    counters["exitCode"] = exit_code
+    if ctx.cancelled.is_set():
+        raise RunCancelled()
+    if exit_code != 0:
+        meaning, retryable = EXIT_CODES.get(exit_code, ("unknown exit code", False))
+        if acc_errors:
+            # What ACC said is clearer than rclone's view of it (a 500 from the bridge).
+            last_error = redact(f"ACC: {acc_errors[-1]}")
+            retryable = all(error.retryable for error in acc_errors)
+        else:
+            last_error = redact(stats.get("lastError") or "")
+        message = f"rclone exited with code {exit_code}: {meaning}" + (
+            f"; last error: {last_error}" if last_error else ""
+        )
+        raise StepFailed(message, retryable=retryable, counters=counters)
+    if spec.state_dir is not None:
+        (spec.state_dir / "initialised").touch()
+    return StepResult(outputs={"counters": counters}, counters=counters)
+
+
+@contextlib.contextmanager
+def acc_bridge(ctx: StepContext, resource_id: int, name: str, settings_: dict) -> Iterator[Bridge]:
+    tokens = StoredToken(
+        resource_id,
+        name,
+        settings_["token"],
+        client_id=settings_.get("client_id", ""),
+        client_secret=settings_.get("client_secret", ""),
+        on_refresh=lambda stored: ctx.log(
+            f"remote {name!r}: ACC token refreshed; the new one is "
+            + ("stored (encrypted)" if stored else "not stored: the remote was changed meanwhile")
+        ),
+    )
+    client = ApsClient(tokens, cancelled=ctx.cancelled)
+    with Bridge(AccProject(client, settings_["hub_id"], settings_["project_id"])) as bridge:
+        yield bridge
+    if client.retries:
+        ctx.log(f"remote {name!r}: {client.retries} APS requests were retried (429, 5xx or connection errors)")
+
+
+def resource_remote(resource_id: int) -> dict[str, dict]:
+    """The built-in `resource:` remote: the resource's area in the service's own storage (a folder under
+    MEDIA_ROOT, or a prefix of the service's S3 bucket). Returned as rclone sections: an alias rooted at the
+    area (paths cannot climb out: workflows refuse `..`), plus the S3 remote it points into."""
+    storage = storages["default"]
+    area = resource_area(resource_id).rstrip("/")
+    if isinstance(storage, FileSystemStorage):
+        root = Path(storage.location) / area
+        root.mkdir(parents=True, exist_ok=True)
+        return {"resource": {"type": "alias", "remote": str(root)}}
+    options = settings.STORAGES["default"].get("OPTIONS", {})
+    s3 = {"type": "s3", "provider": "Other" if options.get("endpoint_url") else "AWS"}
+    for ours, theirs in (("endpoint", "endpoint_url"), ("region", "region_name"), ("access_key_id", "access_key")):
+        if options.get(theirs):
+            s3[ours] = options[theirs]
+    if options.get("secret_key"):
+        s3["secret_access_key"] = options["secret_key"]
+    else:
+        s3["env_auth"] = "true"
+    prefix = "/".join(p for p in (options["bucket_name"], options.get("location", "").strip("/"), area) if p)
+    return {"resource-storage": s3, "resource": {"type": "alias", "remote": f"resource-storage:{prefix}"}}
+
+
+def _load_remotes(resource_id: int, names: set[str]) -> dict[str, dict]:
+    """The named remotes and the remotes they wrap (crypt over another remote), decrypted."""
+    found: dict[str, dict] = {}
+    if "resource" in names:
+        # The service's own storage: trusted, so not held to the rules for users' remotes below.
+        builtin = resource_remote(resource_id)
+        names = names - {"resource"}
+    else:
+        builtin = {}
+    wanted = set(names)
+    while wanted - set(found):
+        missing = wanted - set(found)
+        loaded = remotes_for_run(resource_id, missing)
+        for name in sorted(missing):
+            if name not in loaded:
+                raise StepFailed(f"resource {resource_id} has no remote named {name!r} (addJobConfig stores them)")
+        found.update(loaded)
+        for settings_ in loaded.values():
+            if settings_["type"] in remotes.WRAPPER_TYPES:
+                wanted.add(settings_["remote"].split(":", 1)[0])
+    for name, settings_ in found.items():
+        _check_reachable(name, settings_)
+    return found | builtin
+
+
+def _check_reachable(name: str, settings_: dict) -> None:
+    """Refuses endpoints that resolve to this machine or a private network, now, just before rclone connects;
+    addJobConfig only sees literal addresses and names."""
+    if settings.CONFIGS_ALLOW_LOCAL_REMOTES:
+        return
+    if settings_["type"] in remotes.LOCAL_TYPES:
+        raise StepFailed(f"remote {name!r} would reach this server's own disk, which is disabled")
+    for option in filter(remotes.is_endpoint, settings_):
+        host = remotes.endpoint_host(settings_[option]).strip("[]")
+        if not host:
+            continue
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        except (OSError, UnicodeError):
+            continue  # rclone will report that it cannot resolve it
+        if any(not ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
+            raise StepFailed(f"remote {name!r}: {option} resolves to a private or loopback address, which is disabled")
+
+
+def _rclone_options(settings_: dict) -> dict[str, str]:
+    known = remotes.options_for(settings_["type"]) or {}
+    return {
+        key: rclone.obscure(value) if key in known and known[key].is_password else value
+        for key, value in settings_.items()
+    }
+
+
+def _secret_values(stored: dict[str, dict]) -> list[str]:
+    """Every secret value and the parts of tokens that must not reach the log."""
+    values = set()
+    for settings_ in stored.values():
+        for key, value in settings_.items():
+            if not value or not remotes.is_secret(settings_["type"], key):
+                continue
+            values.add(value)
+            if key == "token":
+                token = json.loads(value)
+                values.update(v for k, v in token.items() if k.endswith("token") and isinstance(v, str) and v)
+    # Longest first, so a token is replaced whole before a value it contains.
+    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def _redactor(values: list[str]):
+    if not values:
+        return lambda text: text
+    pattern = re.compile("|".join(re.escape(v) for v in values))
+    return lambda text: pattern.sub("***", text)
+
+
+def _command(spec: SyncSpec, config_path: Path, workdir: Path) -> list[str]:
+    command = [rclone.binary(), spec.mode, spec.source, spec.destination]
+    command += ["--config", str(config_path), "--ask-password=false", "--cache-dir", str(workdir / "cache")]
+    # JSON log lines, one per file acted on, and the stats every 10 s and once at the end.
+    command += ["--use-json-log", "--log-level", "INFO", "--stats", "10s"]
+    # Excludes first: rclone applies the first matching rule, so an exclude wins over an include.
+    for pattern in spec.exclude:
+        command += ["--filter", f"- {pattern}"]
+    for pattern in spec.include:
+        command += ["--filter", f"+ {pattern}"]
+    if spec.include:
+        command += ["--filter", "- **"]
+    if spec.dry_run:
+        command.append("--dry-run")
+    if spec.checksum:
+        command.append("--checksum")
+    if spec.transfers:
+        command += ["--transfers", str(spec.transfers)]
+    if spec.checkers:
+        command += ["--checkers", str(spec.checkers)]
+    if spec.state_dir is not None:
+        spec.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        command += ["--workdir", str(spec.state_dir), "--resilient", "--recover"]
+        if not (spec.state_dir / "initialised").exists():
+            # bisync's first run (or the first on this worker) builds its listings from both sides.
+            command.append("--resync")
+    return command
+
+
+def _env(workdir: Path, password: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if _PASS_ENV.match(k)}
+    env.update(
+        PATH=os.environ.get("PATH", "/usr/bin:/bin"),
+        HOME=str(workdir),
+        TMPDIR=str(workdir),
+        XDG_CACHE_HOME=str(workdir / "cache"),
+        RCLONE_CONFIG_PASS=password,
+    )
+    return env
+
+
+def _run(ctx: StepContext, command: list[str], env: dict[str, str], redact, stats: dict) -> int:
+    """Runs rclone in its own process group (the run's watch kills the group on cancel or time limit),
+    streaming its JSON log into the run's log."""
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    ctx.processes.append(process)
+    try:
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            if line:
+                ctx.log(redact(_format(line, stats)))
+        return process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        ctx.processes.remove(process)
+
+
+def _format(line: str, stats: dict) -> str:
+    """One rclone JSON log line as a readable line of the run's log; stats are also kept for the counters."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return f"rclone: {line}"
+    if not isinstance(entry, dict):
+        return f"rclone: {line}"
+    if isinstance(entry.get("stats"), dict):
+        stats.clear()
+        stats.update(entry["stats"])
+        s = entry["stats"]
+        return (
+            f"rclone stats: {s.get('transfers', 0)} files, {s.get('bytes', 0)} bytes transferred, "
+            f"{s.get('checks', 0)} checks, {s.get('deletes', 0)} deletes, {s.get('errors', 0)} errors, "
+            f"{s.get('elapsedTime', 0):.1f} s"
+        )
+    level = entry.get("level", "info")
+    where = f"{entry['object']}: " if entry.get("object") else ""
+    return f"rclone {level}: {where}{entry.get('msg', '').strip()}"
+
+
+def _store_refreshed_tokens(ctx: StepContext, resource_id: int, stored: dict, path: Path, password: str) -> None:
+    if not path.exists():
+        return
+    try:
+        after = rclone.read_encrypted_config(path, password)
+    except (ValueError, OSError) as exc:
+        log.error("run %s: could not read rclone's config back: %s", ctx.run_id, exc)
+        ctx.log("could not read rclone's config back; a token it refreshed may be lost")
+        return
+    for name, settings_ in stored.items():
+        old, new = settings_.get("token"), after.get(name, {}).get("token")
+        if old and new and new != old:
+            if store_refreshed_token(resource_id, name, old, new):
+                ctx.log(f"remote {name!r}: rclone refreshed its token; the new one is stored (encrypted)")
+            else:
+                ctx.log(
+                    f"remote {name!r}: rclone refreshed its token, but the remote was changed meanwhile; "
+                    "kept the newer settings"
+                )

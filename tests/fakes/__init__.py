@@ -1,0 +1,1 @@
+"""Loopback fakes of third-party services, so tests can drive real clients (rclone) with no internet."""
