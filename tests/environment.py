@@ -91,6 +91,11 @@ else:
 MEDIA_DIR = tempfile.mkdtemp(prefix="pointscene-test-media-")
 atexit.register(shutil.rmtree, MEDIA_DIR, True)
 os.environ["MEDIA_ROOT"] = MEDIA_DIR
+# Metrics of every process of the session (this one, and real workers and beats started by e2e tests) add up
+# in one folder, as in a deployment; prometheus_client reads the variable when it is first imported.
+METRICS_DIR = tempfile.mkdtemp(prefix="pointscene-test-metrics-")
+atexit.register(shutil.rmtree, METRICS_DIR, True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 # Tests never share key names with a development service pointed at the same Redis.
 os.environ.setdefault("JOBS_REDIS_PREFIX", "pointscene-test:")
 os.environ.setdefault("REDBEAT_KEY_PREFIX", "pointscene-test:redbeat:")

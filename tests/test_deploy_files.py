@@ -31,6 +31,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from redbeat.schedulers import RedBeatScheduler
 
+import jobs.metrics
 import pointscene
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +45,8 @@ SERVICES = ["postgres", "redis", "migrate", "web", "worker", "beat"]
 APP_SERVICES = ["migrate", "web", "worker", "beat"]
 REQUIRED_SECRETS = ["SECRET_KEY", "CONFIG_ENCRYPTION_KEYS", "POSTGRES_PASSWORD"]
 # Variables the compose file may set that a tool reads rather than our settings, with where the tool reads them.
-TOOL_VARIABLES = {"WEB_CONCURRENCY": gunicorn.config}
+# PROMETHEUS_MULTIPROC_DIR belongs to prometheus_client; jobs.metrics reads it to choose how to collect.
+TOOL_VARIABLES = {"WEB_CONCURRENCY": gunicorn.config, "PROMETHEUS_MULTIPROC_DIR": jobs.metrics}
 # Variables of the Dockerfile's ENV lines that belong to Python, pip or the shell, not to our settings.
 IMAGE_TOOL_VARIABLES = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR"}
 IMAGE_TOOL_VARIABLES |= {"PIP_DISABLE_PIP_VERSION_CHECK", *TOOL_VARIABLES}

@@ -10,14 +10,14 @@ backoff; anything else raises ApsError with Autodesk's code and detail. Access t
 import logging
 import math
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Protocol
 from urllib.parse import quote
 
 import requests
+import requests.adapters
 from django.conf import settings
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,11 @@ class ApsClient:
         *,
         base_url: str | None = None,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         cancelled: threading.Event | None = None,
     ) -> None:
         self.tokens = tokens
         self.base_url = (base_url or settings.APS_BASE_URL).rstrip("/")
-        self.session = session or requests.Session()
-        self.sleep = sleep
+        self.session = session or _pooled_session()
         self.cancelled = cancelled or threading.Event()
         self.retries = 0
         # S3 parts: all but the last at least 5 MiB, at most 10,000 of them (100 MiB parts: files up to ~1 TB).
@@ -363,6 +361,15 @@ class ApsClient:
             f"/data/v1/projects/{quote(project_id)}/folders/{quote(folder_id)}",
             json={"jsonapi": JSONAPI, "data": {"type": "folders", "id": folder_id, "attributes": {"hidden": True}}},
         )
+
+
+def _pooled_session() -> requests.Session:
+    # The bridge calls APS from many request threads at once (rclone's transfers and checkers).
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class _Slice:

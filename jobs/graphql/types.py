@@ -1,13 +1,10 @@
 import graphene
-from cron_descriptor import Options, get_description
 from django.utils import timezone
 
 from jobs import history
 from jobs.logs import signed_log_url
-from jobs.models import FrequencyType as FrequencyTypeChoices
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
-from jobs.schedule import normalize_cron
 from pointscene.graphql.scalars import JSON
 
 MAX_NEXT_RUNS = 100
@@ -152,13 +149,7 @@ class ScheduledJob(graphene.ObjectType):
 
     @staticmethod
     def resolve_schedule_description(job: ScheduledJobModel, info) -> str:
-        if job.frequency_type == FrequencyTypeChoices.INTERVAL_BASED:
-            n = job.interval_minutes
-            return "Every minute" if n == 1 else f"Every {n} minutes"
-        options = Options()
-        options.use_24hour_time_format = True
-        text = get_description(normalize_cron(job.cron_expression), options)
-        return text if job.timezone == "UTC" else f"{text} ({job.timezone})"
+        return job.schedule_description
 
 
 class WorkflowProblem(graphene.ObjectType):

@@ -81,7 +81,8 @@ OBSCURABLE = [
 def test_it_obscures_the_way_rclone_reveals(value, tmp_path):
     obscured = rclone.obscure(value)
 
-    assert run_rclone("reveal", obscured, home=tmp_path) == value + "\n"
+    # "--": base64url output may start with "-", which rclone would take for a flag.
+    assert run_rclone("reveal", "--", obscured, home=tmp_path) == value + "\n"
 
 
 @pytest.mark.parametrize("value", OBSCURABLE)
@@ -121,8 +122,8 @@ def test_rclone_reveals_the_obscured_passwords_we_write(tmp_path):
 
     dumped = dump(path, PASSWORD, tmp_path)
 
-    assert run_rclone("reveal", dumped["my backups.2"]["password"], home=tmp_path) == "crypt pw\n"
-    assert run_rclone("reveal", dumped["sftp@host"]["pass"], home=tmp_path) == "p4ss\n"
+    assert run_rclone("reveal", "--", dumped["my backups.2"]["password"], home=tmp_path) == "crypt pw\n"
+    assert run_rclone("reveal", "--", dumped["sftp@host"]["pass"], home=tmp_path) == "p4ss\n"
 
 
 def test_it_writes_no_plaintext_and_only_for_its_owner(tmp_path):

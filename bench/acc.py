@@ -1,0 +1,149 @@
+"""ACC -> local through the worker's WebDAV bridge, against the same tree served by a plain `rclone serve webdav`.
+
+The bridge (jobs/acc/bridge.py) serves the fake APS server (tests/fakes/aps.py) to rclone; the reference serves
+the same files from a folder with rclone's own WebDAV server. Both are read by the same rclone binary with the
+same flags into an empty folder, so the difference is the bridge's own cost: its WebDAV layer, its APS calls
+(folder contents pages, a signeds3download per file) and the fake's HTTP serving of the signed URLs.
+
+    .venv/bin/python bench/acc.py [--files 2000] [--folders 100] [--big 10] [--big-mib 20] [--reps 3]
+
+Prints one line per measurement and a summary (median of the repetitions, order alternated); no database needed.
+"""
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pointscene.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from configs import rclone  # noqa: E402
+from jobs.acc.bridge import AccProject, Bridge  # noqa: E402
+from jobs.acc.client import ApsClient  # noqa: E402
+from tests.fakes.aps import FakeAps  # noqa: E402
+
+
+class StaticToken:
+    """The fake's token, valid for the whole benchmark: refreshing is not what is measured."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def access_token(self) -> str:
+        return self.token
+
+    def refresh(self, rejected: str) -> str:
+        raise RuntimeError("the benchmark's token should not expire")
+
+
+def make_tree(files: int, folders: int, big: int, big_mib: int) -> dict[str, bytes]:
+    rng = random.Random(42)
+    tree = {f"f{i % folders:03d}/file{i:05d}.bin": rng.randbytes(rng.randint(1024, 64 * 1024)) for i in range(files)}
+    tree |= {f"big/model{i:02d}.rvt": rng.randbytes(big_mib * 1024 * 1024) for i in range(big)}
+    return tree
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sync(config: Path, source: str, destination: Path) -> float:
+    shutil.rmtree(destination, ignore_errors=True)
+    started = time.perf_counter()
+    done = subprocess.run(
+        [rclone.binary(), "--config", str(config), "sync", source, str(destination)], capture_output=True, text=True
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"rclone failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed
+
+
+def write_config(path: Path, name: str, url: str, user: str = "", password: str = "") -> None:
+    lines = [f"[{name}]", "type = webdav", f"url = {url}", "vendor = other"]
+    if user:
+        lines += [f"user = {user}", f"pass = {rclone.obscure(password)}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--folders", type=int, default=100)
+    parser.add_argument("--big", type=int, default=10, help="large files (of --big-mib MiB each)")
+    parser.add_argument("--big-mib", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+
+    tree = make_tree(args.files, args.folders, args.big, args.big_mib)
+    total_mb = sum(map(len, tree.values())) / 1e6
+    work = Path(tempfile.mkdtemp(prefix="accbench-"))
+    print(f"tree: {len(tree)} files, {total_mb:.1f} MB; work dir {work}", flush=True)
+    plain = work / "plain"
+    for path, content in tree.items():
+        (plain / path).parent.mkdir(parents=True, exist_ok=True)
+        (plain / path).write_bytes(content)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [rclone.binary(), "serve", "webdav", str(plain), "--addr", f"127.0.0.1:{port}", "--config", os.devnull],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results: dict[str, list[float]] = {"bridge": [], "plain": []}
+    try:
+        time.sleep(1)
+        write_config(work / "plain.conf", "plain", f"http://127.0.0.1:{port}/")
+        with FakeAps() as aps:
+            for path, content in tree.items():
+                aps.put_file(f"Project Files/{path}", content)
+            token = StaticToken(aps.issue_token()["access_token"])
+            for rep in range(args.reps):
+                order = ["bridge", "plain"] if rep % 2 == 0 else ["plain", "bridge"]
+                for kind in order:
+                    if kind == "plain":
+                        seconds = sync(work / "plain.conf", "plain:", work / "out")
+                    else:
+                        # A fresh bridge per run, as each sync step gets: its listing cache starts empty.
+                        project = AccProject(ApsClient(token, base_url=aps.base_url), aps.hub_id, aps.project_id)
+                        with Bridge(project) as bridge:
+                            remote = bridge.rclone_remote()
+                            write_config(work / "acc.conf", "acc", remote["url"], remote["user"], remote["pass"])
+                            seconds = sync(work / "acc.conf", "acc:Project Files", work / "out")
+                        assert not project.errors, project.errors
+                    results[kind].append(seconds)
+                    print(
+                        f"rep {rep + 1} {kind:6s} {seconds:7.2f} s  {len(tree) / seconds:7.1f} files/s  "
+                        f"{total_mb / seconds:7.1f} MB/s",
+                        flush=True,
+                    )
+            assert aps.tip_calls == 0
+    finally:
+        server.terminate()
+        server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    bridge, plain_s = statistics.median(results["bridge"]), statistics.median(results["plain"])
+    n = len(tree)
+    print(f"\nmedian of {args.reps}:")
+    print(f"  bridge             {bridge:7.2f} s  {n / bridge:7.1f} files/s  {total_mb / bridge:7.1f} MB/s")
+    print(f"  rclone serve webdav {plain_s:6.2f} s  {n / plain_s:7.1f} files/s  {total_mb / plain_s:7.1f} MB/s")
+    print(f"  throughput ratio bridge/plain {plain_s / bridge:.2f} (target >= 0.8)")
+
+
+if __name__ == "__main__":
+    main()

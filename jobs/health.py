@@ -1,0 +1,86 @@
+"""Readiness: can this deployment run jobs right now? Each check answers in well under a second and says why
+it failed, for /readyz (and compose's healthchecks, and operators)."""
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import connection
+
+from jobs.locks import redis_client
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail}
+
+
+def _timed(name: str, probe) -> Check:
+    started = time.monotonic()
+    try:
+        ok, detail = probe()
+    except Exception as exc:  # noqa: BLE001 - any failure makes the service not ready; say which
+        ok, detail = False, f"{type(exc).__name__}: {str(exc)[:200]}"
+    return Check(name, ok, f"{detail} ({(time.monotonic() - started) * 1000:.0f} ms)")
+
+
+def database() -> Check:
+    def probe():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return True, connection.vendor
+
+    return _timed("database", probe)
+
+
+def redis() -> Check:
+    return _timed("redis", lambda: (bool(redis_client().ping()), "ping"))
+
+
+def reconciled() -> Check:
+    """Beat rebuilds the schedule from the database on start and every JOBS_RECONCILE_SECONDS; a stale mark
+    means no beat is running (or it is stuck), so no job fires."""
+    from jobs.scheduling import marker_key
+
+    def probe():
+        raw = redis_client().get(marker_key())
+        if not raw:
+            return False, "no beat has reconciled the schedule yet"
+        at = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+        age = (datetime.now(UTC) - at).total_seconds()
+        limit = 2 * settings.JOBS_RECONCILE_SECONDS + 60
+        return age <= limit, f"last reconciled {age:.0f} s ago (limit {limit} s)"
+
+    return _timed("schedule", probe)
+
+
+def workers() -> Check:
+    """At least one worker answered a ping within the last WORKER_PING_CACHE seconds. Pings are broadcast over
+    the broker and cost up to a second, so an answer is kept in Redis and shared by every web process."""
+    from pointscene.celery import app
+
+    key = f"{settings.JOBS_REDIS_PREFIX}workers-seen"
+
+    def probe():
+        client = redis_client()
+        seen = client.get(key)
+        if seen:
+            return True, f"{int(seen)} worker(s) answered recently"
+        answers = app.control.ping(timeout=settings.HEALTH_WORKER_PING_TIMEOUT) or []
+        if answers:
+            client.set(key, len(answers), ex=settings.HEALTH_WORKER_PING_CACHE)
+            return True, f"{len(answers)} worker(s) answered"
+        return False, "no worker answered a ping"
+
+    return _timed("workers", probe)
+
+
+def readiness() -> list[Check]:
+    return [database(), redis(), reconciled(), workers()]

@@ -1,0 +1,75 @@
+"""/readyz with a real beat and worker (ready once beat has reconciled and a worker answers), and Flower."""
+
+import os
+import subprocess
+import time
+
+import pytest
+import requests
+
+from jobs import services
+from jobs.models import FrequencyType, JobHistory, RunStatus
+from tests.environment import free_port
+from tests.fixtures.processes import CELERY, process_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_it_is_ready_with_a_beat_and_a_worker_running(processes, client):
+    deadline = time.monotonic() + 60
+    while (response := client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, response.json()
+        time.sleep(0.5)
+
+    checks = response.json()["checks"]
+    assert all(check["ok"] for check in checks.values()), checks
+    assert "answered" in checks["workers"]["detail"]
+
+
+def test_flower_sees_the_workers_and_their_runs(processes, instance, http_server, settings):
+    """Flower against the deployment as it is (events are on in settings): the worker and its tasks show up."""
+    settings.JOBS_HTTP_ALLOW_PRIVATE = True
+    port = free_port()
+    env = process_env() | {"FLOWER_UNAUTHENTICATED_API": "true"}
+    flower = subprocess.Popen(
+        [CELERY, "-A", "pointscene", "flower", f"--port={port}", "--address=127.0.0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        job = services.create_job(
+            instance=instance,
+            workflow={"tasks": [{"name": "ping", "type": "http.request", "args": {"url": http_server.url("/ok")}}]},
+            frequency_type=FrequencyType.INTERVAL_BASED,
+            interval_minutes=60,
+            active=False,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                workers = requests.get(f"http://127.0.0.1:{port}/api/workers?refresh=1", timeout=10).json()
+                if workers:
+                    break
+            except (requests.ConnectionError, ValueError):
+                pass
+            assert time.monotonic() < deadline, "flower did not come up with a worker"
+            time.sleep(0.5)
+        run = services.run_now(job)
+        while JobHistory.objects.get(pk=run.pk).status in (RunStatus.QUEUED, RunStatus.RUNNING):
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.2)
+        while True:
+            tasks = requests.get(f"http://127.0.0.1:{port}/api/tasks", timeout=10).json()
+            names = {t.get("name") for t in tasks.values()}
+            if "jobs.run_queued" in names:
+                break
+            assert time.monotonic() < deadline + 90, tasks
+            time.sleep(0.5)
+
+        assert any(name.startswith("e2e@") for name in workers)
+        assert any(t.get("state") == "SUCCESS" and t.get("name") == "jobs.run_queued" for t in tasks.values())
+        assert os.environ.get("FLOWER_UNAUTHENTICATED_API") is None  # only the flower process was given it
+    finally:
+        flower.terminate()
+        flower.wait(timeout=20)
