@@ -38,7 +38,7 @@ def check_args(args: dict, check: ArgsCheck) -> None:
     if mode is not None and mode not in MODES:
         check.error("args.mode", f"must be one of {', '.join(MODES)}")
     check_globs(args, check, "include", "exclude")
-    check_bool(args, check, "dryRun", "checksum")
+    check_bool(args, check, "dryRun", "checksum", "verbose")
     check_int(args, check, "transfers", 1, 64)
     check_int(args, check, "checkers", 1, 128)
 
@@ -67,6 +67,7 @@ def run(ctx: StepContext) -> StepResult:
         checksum=bool(args.get("checksum")),
         transfers=args.get("transfers"),
         checkers=args.get("checkers"),
+        verbose=bool(args.get("verbose")),
         state_dir=state_dir,
     )
     return run_sync(ctx, spec)

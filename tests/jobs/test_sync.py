@@ -64,7 +64,7 @@ def src(tmp_path) -> Path:
 def test_it_syncs_a_folder_to_s3_then_transfers_nothing_the_second_time(instance, resource, src, s3_server):
     configs.add_job_config(resource, {"here": {"type": "local"}, "bucket": s3_server.remote()})
     (s3_server.root / "backup").mkdir()
-    job = make_job(instance, resource, f"here:{src}", "bucket:backup/project")
+    job = make_job(instance, resource, f"here:{src}", "bucket:backup/project", verbose=True)
 
     first = run(job)
 
@@ -99,6 +99,10 @@ def test_it_propagates_changes_and_deletions(instance, resource, src, tmp_path):
     assert read_tree(dst) == read_tree(src)
     assert counters(again)["filesTransferred"] == 1
     assert counters(again)["deletes"] == 1
+    # Without `verbose`, the log has what a bare rclone prints (stats, warnings, errors), not a line per file.
+    text = log_of(again)
+    assert "rclone stats: 1 files" in text
+    assert "Copied" not in text
 
 
 def test_it_applies_excludes_includes_and_the_inputs_excludes(instance, resource, src, tmp_path):
