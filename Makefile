@@ -51,10 +51,15 @@ bench-scheduler: setup
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_schedbench} \
 		$(PY) bench/scheduler.py $(BENCH_SCHEDULER_ARGS)
 
-# Sync benchmark: a scheduled rclone.sync job run vs bare rclone on the same tree (about 30-40 minutes with the
+# Sync benchmark: a scheduled rclone.sync job run vs bare rclone on the same tree (about 15-25 minutes with the
 # default 5 repetitions; see docs/benchmarks.md). E.g. a quick try:
 #   make bench-sync BENCH_SYNC_ARGS='--reps 1 --no-doc'
 .PHONY: bench-sync
 bench-sync: setup
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_syncbench} \
 		$(PY) bench/sync.py $(BENCH_SYNC_ARGS)
+
+# ACC bridge benchmark: ACC -> local through the bridge vs the same tree on `rclone serve webdav` (about a minute).
+.PHONY: bench-acc
+bench-acc: setup
+	$(PY) bench/acc.py $(BENCH_ACC_ARGS)
