@@ -1100,13 +1100,13 @@ def reading(results: list[Measurement], meta: dict) -> list[str]:
             switches = [m.python_switches for m in full if m.python_switches is not None]
             whose = "the worker process that ran it, all of it" if variant == "job" else "the benchmark process"
             out.append(
-                f"- Python CPU during a full sync, {LABELS[variant]} ({whose}): median "
+                f"- Python CPU during a full sync, {LABELS[variant]}, {whose}: median "
                 f"{med([m.python_cpu for m in full]):.2f} s"
                 + (f", {med(switches):,.0f} wake-ups" if switches else "")
                 + f", for {med([m.log_lines for m in full]):,.0f} log lines."
             )
     cost = meta.get("streaming")
-    if cost:
+    if cost and cost["lines"] >= 100:  # a log of a few lines says nothing per line
         out.append(
             f"- The same lines replayed in-process, without the pipe ({cost['lines']:,} lines of a job-cmd full log): "
             f"{cost['seconds'] * 1000:.0f} ms of CPU ({cost['per_line_us']:.1f} us a line; of it `json.loads` "
@@ -1272,11 +1272,11 @@ def main() -> None:
         "first_call": first_call_cost(),
         "extra": "",
     }
-    if code_version() != code_at_start:
+    if code_version().rsplit(": ", 1)[1] != code_at_start.rsplit(": ", 1)[1]:
         meta["extra"] = (
-            f"The working tree changed during the run (at the end: {code_version()}). The worker, beat and this "
-            "process imported the code when they started (jobs.sync at their first sync), so the runs measured the "
-            "code at the start."
+            f"Those files changed during the run (at the end: {code_version()}). The worker, beat and this process "
+            "imported the code when they started (jobs.sync at their first sync), so the runs measured the code at "
+            "the start."
         )
     for m in results:
         if m.phase == "full" and not m.verified:
