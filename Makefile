@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pointscene
 export PYTHONDONTWRITEBYTECODE := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run migrate test test-postgres test-sqlite lint bench-api
+.PHONY: setup run migrate test test-postgres test-sqlite test-faults lint bench-api
 
 setup: $(VENV)/.installed
 
@@ -40,6 +40,11 @@ test-postgres: setup
 test-sqlite: setup
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 $(PY) -m pytest -q
 
+# The fault-injection suite (tests/faults/, marker `faults`): real workers and beats killed and restarted, Redis
+# flushed and restarted, hypothesis fuzzing of the API. PostgreSQL only; several minutes. See docs/reliability.md.
+test-faults: setup
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m faults tests/faults
+
 bench-api: setup
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_bench} $(PY) bench/api.py
 
@@ -63,3 +68,9 @@ bench-sync: setup
 .PHONY: bench-acc
 bench-acc: setup
 	$(PY) bench/acc.py $(BENCH_ACC_ARGS)
+
+# Sweep benchmark: one jobs.sweep over 1,000 and 10,000 active jobs (about two minutes; see docs/benchmarks.md).
+.PHONY: bench-sweep
+bench-sweep: setup
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_sweepbench} \
+		$(PY) bench/sweep.py $(BENCH_SWEEP_ARGS)

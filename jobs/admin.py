@@ -43,6 +43,7 @@ STATUS_COLORS = {
     RunStatus.FAILED: "#c62828",
     RunStatus.CANCELLED: "#6d6d6d",
     RunStatus.SKIPPED: "#b26a00",
+    RunStatus.MISSED: "#6a1b9a",
     RunStatus.RUNNING: "#1565c0",
     RunStatus.QUEUED: "#5c8fc8",
 }
@@ -282,10 +283,30 @@ class ScheduledJobForm(forms.ModelForm):
         model = ScheduledJob
         fields = "__all__"
 
+    # Policies with a default: a form that leaves one out (or empty) keeps what the job has.
+    KEEP_WHEN_EMPTY = (
+        "overlap_policy",
+        "catchup_window_minutes",
+        "jitter_seconds",
+        "max_retries",
+        "retry_backoff_seconds",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.KEEP_WHEN_EMPTY:
+            if name in self.fields:
+                self.fields[name].required = False
+
     def clean(self):
         data = super().clean()
+        for name in self.KEEP_WHEN_EMPTY:
+            if data.get(name) in (None, ""):
+                data[name] = getattr(self.instance, name)
         candidate = ScheduledJob(**{k: v for k, v in data.items() if k in _JOB_FIELDS})
         candidate.instance_id = data["instance"].pk if data.get("instance") else None
+        # Not on the form (write-only, set through the API), but a webhook URL needs it.
+        candidate.webhook_secret = self.instance.webhook_secret
         try:
             services.validate_job(candidate)
         except ValidationError as exc:
@@ -294,7 +315,16 @@ class ScheduledJobForm(forms.ModelForm):
         return data
 
 
-_JOB_FIELDS = {"frequency_type", "cron_expression", "interval_minutes", "timezone", "workflow", "name", "description"}
+_JOB_FIELDS = {
+    "frequency_type",
+    "cron_expression",
+    "interval_minutes",
+    "timezone",
+    "workflow",
+    "name",
+    "description",
+    *services.POLICY_FIELDS,
+}
 
 
 @admin.register(ScheduledJob)
@@ -325,6 +355,8 @@ class ScheduledJobAdmin(admin.ModelAdmin):
         "schedule_in_words",
         "upcoming_runs",
         "recent_runs",
+        "consecutive_failures",
+        "paused_reason",
     )
     actions = ("pause", "resume", "run_now", "cancel_running")
     change_form_template = "admin/jobs/scheduledjob/change_form.html"
@@ -356,6 +388,22 @@ class ScheduledJobAdmin(admin.ModelAdmin):
                 },
             ),
             ("Workflow", {"fields": ("workflow",)}),
+            (
+                "Reliability",
+                {
+                    "classes": ("collapse",),
+                    "description": "The webhook's signing secret is set through the API only.",
+                    "fields": (
+                        "overlap_policy",
+                        "catchup_window_minutes",
+                        "jitter_seconds",
+                        ("max_retries", "retry_backoff_seconds"),
+                        "pause_after_failures",
+                        ("consecutive_failures", "paused_reason"),
+                        "webhook_url",
+                    ),
+                },
+            ),
             (
                 "Bookkeeping",
                 {"classes": ("collapse",), "fields": ("schedule_anchor", "last_run_at", "created_at", "updated_at")},

@@ -30,6 +30,7 @@ CHART_ORDER = (
     RunStatus.FAILED,
     RunStatus.CANCELLED,
     RunStatus.SKIPPED,
+    RunStatus.MISSED,
     RunStatus.RUNNING,
     RunStatus.QUEUED,
 )
@@ -38,6 +39,7 @@ COLORS = {
     RunStatus.FAILED: "#c62828",
     RunStatus.CANCELLED: "#8a8a8a",
     RunStatus.SKIPPED: "#e0a100",
+    RunStatus.MISSED: "#8e24aa",
     RunStatus.RUNNING: "#1565c0",
     RunStatus.QUEUED: "#90b8e8",
 }

@@ -16,13 +16,16 @@ from celery.schedules import BaseSchedule, schedstate
 from django.conf import settings
 from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp
 from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.schedule import cron_occurrences, interval_occurrences
 
 log = logging.getLogger(__name__)
 
 RUN_TASK = "jobs.run_scheduled"
+MISSED_TASK = "jobs.record_missed"
 ENTRY_PREFIX = "job-"
 PUBLISH_BATCH = 1000
 # The furthest ahead beat publishes, however crowded the coming minute: ETA messages wait in workers until due.
@@ -43,6 +46,7 @@ end
 """
 # How far back a late beat looks for the latest due slot; anything older is simply not run (missed).
 MAX_CATCHUP = timedelta(days=2)
+REDIS_RETRY_SECONDS = 1.0
 
 
 class JobSchedule(BaseSchedule):
@@ -55,6 +59,7 @@ class JobSchedule(BaseSchedule):
         tz: str = "UTC",
         every_minutes: int | None = None,
         anchor: datetime | None = None,
+        offset: int = 0,
         app=None,
     ) -> None:
         self.kind = kind
@@ -62,13 +67,23 @@ class JobSchedule(BaseSchedule):
         self.tz = tz
         self.every_minutes = every_minutes
         self.anchor = anchor
+        # The job's jitter: its runs start this many seconds after each slot (the slot stays the run's key).
+        self.offset = offset
         super().__init__(app=app)
 
     @classmethod
     def for_job(cls, job) -> "JobSchedule":
         if job.frequency_type == "CRON_BASED":
-            return cls("cron", cron=job.cron_expression, tz=job.timezone)
-        return cls("interval", every_minutes=job.interval_minutes, anchor=job.schedule_anchor.astimezone(UTC))
+            return cls("cron", cron=job.cron_expression, tz=job.timezone, offset=job.jitter_offset)
+        return cls(
+            "interval",
+            every_minutes=job.interval_minutes,
+            anchor=job.schedule_anchor.astimezone(UTC),
+            offset=job.jitter_offset,
+        )
+
+    def fire_at(self, slot: datetime) -> datetime:
+        return slot + timedelta(seconds=self.offset)
 
     def occurrences_after(self, after: datetime):
         if self.kind == "cron":
@@ -105,13 +120,22 @@ class JobSchedule(BaseSchedule):
             data.update(cron=self.cron, tz=self.tz)
         else:
             data.update(every_minutes=self.every_minutes, anchor=self.anchor.isoformat())
+        if self.offset:
+            # Only when set, so that entries written before jitter existed still compare equal.
+            data["offset"] = self.offset
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "JobSchedule":
+        offset = data.get("offset", 0)
         if data["kind"] == "cron":
-            return cls("cron", cron=data["cron"], tz=data["tz"])
-        return cls("interval", every_minutes=data["every_minutes"], anchor=datetime.fromisoformat(data["anchor"]))
+            return cls("cron", cron=data["cron"], tz=data["tz"], offset=offset)
+        return cls(
+            "interval",
+            every_minutes=data["every_minutes"],
+            anchor=datetime.fromisoformat(data["anchor"]),
+            offset=offset,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, JobSchedule) and self.to_json() == other.to_json()
@@ -180,7 +204,7 @@ class JobEntry(RedBeatSchedulerEntry):
     @property
     def due_at(self):
         if isinstance(self.schedule, JobSchedule):
-            return self.schedule.next_after(self.last_run_at or datetime.now(UTC))
+            return self.schedule.fire_at(self.schedule.next_after(self.last_run_at or datetime.now(UTC)))
         return super().due_at
 
     def save(self):
@@ -225,6 +249,15 @@ class JobsScheduler(RedBeatScheduler):
             return False
 
     def tick(self, min=min, **kwargs):
+        try:
+            return self._tick()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Redis restarting is not a reason for beat to exit: keep trying, and once Redis answers again the
+            # reconciliation (its marker is gone with the data) rebuilds what was lost.
+            log.warning("beat: Redis unavailable (%s); retrying in %s s", type(exc).__name__, REDIS_RETRY_SECONDS)
+            return REDIS_RETRY_SECONDS
+
+    def _tick(self):
         if not self.hold_lock():
             return self.max_interval
         if time.monotonic() >= self._next_reconcile_check:
@@ -279,7 +312,9 @@ class JobsScheduler(RedBeatScheduler):
             raw = pipe.execute()
 
         fired: list[tuple[str, JobSchedule, datetime, str]] = []
-        sends: list[tuple[int, datetime]] = []
+        sends: list[tuple[int, datetime, datetime]] = []
+        # (job, last fired slot, slot fired now) where slots between them passed unfired: beat was not firing.
+        gaps: list[tuple[int, datetime, datetime]] = []
         stale: list[str] = []
         # Jobs sharing a schedule and a last slot share their answers: compute each once per call.
         schedules: dict[str, JobSchedule] = {}
@@ -295,27 +330,32 @@ class JobsScheduler(RedBeatScheduler):
                 schedule = schedules[schedule_json] = JobEntry.decode_definition(definition)["schedule"]
             last = JobEntry.decode_meta(meta)["last_run_at"] or now
             if (schedule_json, last) not in due:
-                due[(schedule_json, last)] = schedule.latest_due(last, until)
+                # Jitter shifts when a slot fires, not which slot it is.
+                due[(schedule_json, last)] = schedule.latest_due(last, until - timedelta(seconds=schedule.offset))
             slot = due[(schedule_json, last)]
             job_id = job_id_of(key[len(self.app.redbeat_conf.key_prefix) :])
             if slot is None or job_id is None:
                 # Not due after all (score was stale): just re-score it below.
                 fired.append((key, schedule, last, definition))
                 continue
-            sends.append((job_id, slot))
+            sends.append((job_id, slot, schedule.fire_at(slot)))
+            if schedule.next_after(last) < slot:
+                gaps.append((job_id, last, slot))
             fired.append((key, schedule, slot, definition))
 
         # kombu buffers the batch's LPUSHes in pipelines: a few round trips for thousands of runs.
         with self.app.producer_or_acquire() as producer, producer.batch(max_size=PUBLISH_BATCH):
-            for job_id, slot in sends:
+            for job_id, slot, fire_at in sends:
                 self.app.send_task(
                     RUN_TASK,
                     args=[job_id, slot.isoformat()],
                     # When beat let go of it: the run records it, so firing lag is measurable per run.
                     kwargs={"published_at": datetime.now(UTC).isoformat()},
-                    eta=slot if slot > now else None,
+                    eta=fire_at if fire_at > now else None,
                     producer=producer,
                 )
+            for job_id, last, slot in gaps:
+                self.app.send_task(MISSED_TASK, args=[job_id, last.isoformat(), slot.isoformat()], producer=producer)
 
         advance = client.register_script(ADVANCE_IF_UNCHANGED)
         drop = client.register_script(DROP_IF_GONE)
@@ -325,7 +365,7 @@ class JobsScheduler(RedBeatScheduler):
             for key, schedule, last, definition in fired:
                 meta = encode_meta(last)
                 if (id(schedule), last) not in next_slots:
-                    next_slots[(id(schedule), last)] = to_timestamp(schedule.next_after(last))
+                    next_slots[(id(schedule), last)] = to_timestamp(schedule.fire_at(schedule.next_after(last)))
                 score = next_slots[(id(schedule), last)]
                 advance(keys=[key, schedule_key], args=[definition, meta, score], client=pipe)
             for key in stale:
@@ -333,6 +373,8 @@ class JobsScheduler(RedBeatScheduler):
             pipe.execute()
         if sends:
             log.info("beat: published %d job runs", len(sends))
+        if gaps:
+            log.warning("beat: %d jobs had slots pass unfired (beat was not firing); recording them", len(gaps))
         if len(keys) >= 100:
             rate = len(keys) / max(time.monotonic() - started, 1e-3)
             self.publish_rate = 0.5 * self.publish_rate + 0.5 * rate
@@ -344,6 +386,9 @@ class JobsScheduler(RedBeatScheduler):
         self._next_reconcile_check = time.monotonic() + min(self.reconcile_every, 15)
         try:
             if force or scheduling.reconcile_due():
+                if not force:
+                    # Redis lost its data (or the period came round): put beat's own entries back too.
+                    RedBeatScheduler.setup_schedule(self)
                 changes = scheduling.reconcile()
                 if any(changes.values()):
                     log.warning("beat: schedule reconciled from the database: %s", changes)

@@ -1,4 +1,5 @@
-from datetime import datetime
+import hashlib
+from datetime import datetime, timedelta
 from itertools import islice
 
 from django.conf import settings
@@ -54,6 +55,12 @@ class FrequencyType(models.TextChoices):
     INTERVAL_BASED = "INTERVAL_BASED", "Every N minutes"
 
 
+class OverlapPolicy(models.TextChoices):
+    SKIP = "SKIP", "Skip a slot while the previous run is going"
+    BUFFER_ONE = "BUFFER_ONE", "Keep one slot waiting for the previous run; skip the rest"
+    ALLOW = "ALLOW", "Run slots side by side"
+
+
 class ScheduledJob(models.Model):
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="jobs")
     name = models.CharField(max_length=200, null=True, blank=True)
@@ -71,6 +78,35 @@ class ScheduledJob(models.Model):
     time_limit_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Overrides JOBS_RUN_TIME_LIMIT for this job's runs."
     )
+    overlap_policy = models.CharField(
+        max_length=16,
+        choices=OverlapPolicy.choices,
+        default=OverlapPolicy.SKIP,
+        help_text="What a slot does while the job's previous run is still going.",
+    )
+    catchup_window_minutes = models.PositiveIntegerField(
+        default=0,
+        help_text="Slots missed (nothing was up to start them) within this many minutes still run, once, "
+        "coalesced; older ones are recorded as MISSED. 0: every missed slot is recorded as MISSED.",
+    )
+    jitter_seconds = models.PositiveIntegerField(
+        default=0, help_text="Runs start up to this many seconds after their slot (a fixed offset per job)."
+    )
+    max_retries = models.PositiveIntegerField(
+        default=0, help_text="Extra attempts of a step that failed in a retryable way (network, 429, 5xx)."
+    )
+    retry_backoff_seconds = models.PositiveIntegerField(
+        default=30, help_text="Wait before the first retry; it doubles with every further attempt."
+    )
+    pause_after_failures = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Deactivate the job after this many consecutive failed runs; empty: never."
+    )
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    # Why the service itself deactivated the job (pauseAfterFailures); cleared when the job is reactivated.
+    paused_reason = models.CharField(max_length=500, null=True, blank=True)
+    webhook_url = models.CharField(max_length=2048, null=True, blank=True)
+    # Fernet-encrypted (configs.crypto), never shown: the key that signs webhook bodies.
+    webhook_secret = models.TextField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -112,6 +148,47 @@ class ScheduledJob(models.Model):
         runs = self.next_runs(1, after)
         return runs[0] if runs else None
 
+    @property
+    def jitter_offset(self) -> int:
+        """Seconds after each slot that this job's runs start: fixed per job, so its period stays even."""
+        if not self.jitter_seconds or self.pk is None:
+            return 0
+        digest = hashlib.sha256(f"job-{self.pk}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % (self.jitter_seconds + 1)
+
+    def fire_time(self, slot: datetime) -> datetime:
+        return slot + timedelta(seconds=self.jitter_offset)
+
+    def late_slot_fate(self, slot: datetime, at: datetime) -> str | None:
+        """For a slot starting at `at`: None if it should run, else why it is MISSED.
+
+        On time means within JOBS_MISFIRE_GRACE_SECONDS of its fire time. A late slot runs only inside the
+        catch-up window, and only if it is the job's latest slot to have come due: earlier ones are coalesced
+        into that one."""
+        fire = self.fire_time(slot)
+        grace = timedelta(seconds=settings.JOBS_MISFIRE_GRACE_SECONDS)
+        if at - fire <= grace:
+            return None
+        late = int((at - fire).total_seconds())
+        window = timedelta(minutes=self.catchup_window_minutes)
+        if self.catchup_window_minutes and at - fire <= window:
+            later = self.next_run(after=slot) if self.active else None
+            if later is None or self.fire_time(later) > at - grace:
+                return None
+            return self.coalesced_reason(later)
+        return self.missed_reason(late)
+
+    @staticmethod
+    def coalesced_reason(into: datetime) -> str:
+        return f"coalesced into the run for {into.isoformat()} (the catch-up window runs missed slots once)"
+
+    def missed_reason(self, late_seconds: int | None = None) -> str:
+        window = self.catchup_window_minutes
+        when = f" ({late_seconds} s late)" if late_seconds is not None else ""
+        return f"missed: nothing started this slot in time{when}; " + (
+            f"older than the catch-up window of {window} min" if window else "the job has no catch-up window"
+        )
+
 
 class RunStatus(models.TextChoices):
     QUEUED = "QUEUED"
@@ -120,6 +197,8 @@ class RunStatus(models.TextChoices):
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
     CANCELLED = "CANCELLED"
+    # A slot that nothing started in time (the scheduler or every worker was down), beyond the catch-up window.
+    MISSED = "MISSED"
 
 
 class RunTrigger(models.TextChoices):
@@ -146,6 +225,11 @@ class JobHistory(models.Model):
     # Set by cancelJobRun; the worker running it notices within a second or two and stops.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, null=True, blank=True)
+    # Written by the worker every lease/3 seconds while the run is going: a RUNNING row whose heartbeat is older
+    # than the lease belongs to a worker that died, and the sweeper ends it (jobs.sweeper).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Set when a BUFFER_ONE slot was parked to wait for the job's running run.
+    buffered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -164,13 +248,24 @@ class JobHistory(models.Model):
             # The admin dashboard's last-24-hours chart and its workers list.
             models.Index(fields=["created_at"], name="history_created"),
             # Runs in flight (metrics, dashboard): a few rows among millions.
-            models.Index(
-                fields=["status"], condition=Q(status__in=["QUEUED", "RUNNING"]), name="history_in_flight"
-            ),
+            models.Index(fields=["status"], condition=Q(status__in=["QUEUED", "RUNNING"]), name="history_in_flight"),
         ]
 
     def __str__(self) -> str:
         return f"Run #{self.pk} of job #{self.job_id} ({self.status})"
+
+    @classmethod
+    def missed(cls, job: ScheduledJob, slot: datetime, error: str, at: datetime) -> "JobHistory":
+        """The (unsaved) record of a slot nothing started in time."""
+        return cls(
+            job_id=job.pk,
+            instance_id=job.instance_id,
+            trigger=RunTrigger.SCHEDULE,
+            scheduled_for=slot,
+            status=RunStatus.MISSED,
+            finished_at=at,
+            error=error,
+        )
 
     @property
     def finished(self) -> bool:

@@ -1,4 +1,5 @@
-"""Running a job: one JobHistory row per run, the workflow's tasks in dependency order, a log, one run at a time.
+"""Running a job: one JobHistory row per run, the workflow's tasks in dependency order, a log, the job's
+overlap policy, retries of retryable step failures, and bookkeeping that survives a brief database outage.
 
 Called by the Celery tasks in jobs/tasks.py, which only pass ids and the slot.
 """
@@ -9,21 +10,24 @@ import signal
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 
-from jobs import metrics, tasktypes
+from jobs import metrics, services, tasktypes
 from jobs.beat import JobSchedule
 from jobs.locks import RunLock, cancel_requested
 from jobs.logs import RunLog
-from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
+from jobs.models import JobHistory, OverlapPolicy, RunStatus, RunTrigger, ScheduledJob
 from jobs.storage import run_log_path
 from jobs.workflow import task_inputs
 from pointscene.logconfig import log_context
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 3600
+DB_RETRY_SECONDS = 60
 
 
 def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = None) -> int | None:
@@ -36,6 +40,8 @@ def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = N
         # Published before the schedule changed: the new schedule does not have this slot.
         log.info("job %s: slot %s dropped (no longer in the job's schedule)", job_id, slot)
         return None
+    now = datetime.now(UTC)
+    missed = job.late_slot_fate(slot, now)
     try:
         with transaction.atomic():
             run = JobHistory.objects.create(
@@ -44,16 +50,63 @@ def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = N
                 trigger=RunTrigger.SCHEDULE,
                 scheduled_for=slot,
                 published_at=published_at,
+                **({"status": RunStatus.MISSED, "error": missed, "finished_at": now} if missed else {}),
             )
     except IntegrityError:
         log.info("job %s: slot %s already has a run; duplicate delivery ignored", job_id, slot)
         return None
+    if missed:
+        log.warning("job %s: slot %s %s", job_id, slot.isoformat(), missed)
+        metrics.record_end(RunStatus.MISSED, RunTrigger.SCHEDULE, None, now, None)
+        return run.pk
+    if published_at is not None and job.fire_time(slot) < now - timedelta(seconds=settings.JOBS_MISFIRE_GRACE_SECONDS):
+        log.info("job %s: slot %s runs late, within its catch-up window", job_id, slot.isoformat())
     execute(run, job)
     return run.pk
 
 
+def record_missed(job_id: int, after: datetime, before: datetime) -> int:
+    """Records as MISSED every slot of the job strictly between `after` and `before` (beat found them passed,
+    unfired, when it came back; it fires `before` itself). Newest JOBS_MISSED_RECORD_LIMIT only. Idempotent."""
+    job = ScheduledJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return 0
+    now = datetime.now(UTC)
+    slots = []
+    for slot in JobSchedule.for_job(job).occurrences_after(after):
+        if slot >= before:
+            break
+        slots.append(slot)
+    slots = slots[-settings.JOBS_MISSED_RECORD_LIMIT :]
+    if slots:
+        taken = set(
+            JobHistory.objects.filter(job=job, scheduled_for__gte=slots[0], scheduled_for__lte=slots[-1]).values_list(
+                "scheduled_for", flat=True
+            )
+        )
+        slots = [slot for slot in slots if slot not in taken]
+    window = timedelta(minutes=job.catchup_window_minutes)
+    rows = [
+        JobHistory.missed(
+            job,
+            slot,
+            job.coalesced_reason(before)
+            if job.catchup_window_minutes and before - slot <= window
+            else job.missed_reason(int((now - job.fire_time(slot)).total_seconds())),
+            now,
+        )
+        for slot in slots
+    ]
+    # ignore_conflicts: a run that another delivery recorded meanwhile keeps its row.
+    JobHistory.objects.bulk_create(rows, ignore_conflicts=True)
+    if rows:
+        log.warning("job %s: %d slots before %s were missed (beat was not firing)", job_id, len(rows), before)
+    return len(rows)
+
+
 def run_queued(run_id: int) -> None:
-    """Runs a run queued by runScheduledJob, unless it was cancelled (or already taken) meanwhile."""
+    """Runs a queued run (runScheduledJob, or a BUFFER_ONE slot whose turn came), unless it was cancelled or
+    already taken meanwhile."""
     run = JobHistory.objects.select_related("job").filter(pk=run_id, status=RunStatus.QUEUED).first()
     if run is not None:
         execute(run, run.job)
@@ -66,30 +119,84 @@ def execute(run: JobHistory, job: ScheduledJob) -> None:
 
 def _execute(run: JobHistory, job: ScheduledJob) -> None:
     run_log = RunLog()
-    lock = RunLock(job.pk)
+    # ALLOW runs side by side: no lock, so nothing to skip or wait for.
+    lock = None if job.overlap_policy == OverlapPolicy.ALLOW else RunLock(job.pk)
     try:
-        if not lock.acquire():
-            run_log.line(f"Run {run.pk} of job {job.pk}: skipped, the previous run is still going.")
-            _finish(run, RunStatus.SKIPPED, run_log, error="skipped: the previous run of this job was still going")
-            return
+        if lock is not None and not lock.acquire():
+            if run.buffered_at is not None:
+                return  # still waiting its turn: the running run (or the sweeper) starts it
+            if not _may_buffer(run, job):
+                reason = "the previous run of this job was still going"
+                if job.overlap_policy == OverlapPolicy.BUFFER_ONE and run.trigger == RunTrigger.SCHEDULE:
+                    reason += " and another slot was already waiting"
+                run_log.line(f"Run {run.pk} of job {job.pk}: skipped, {reason}.")
+                _finish(run, RunStatus.SKIPPED, run_log, error=f"skipped: {reason}")
+                return
+            # Parked. The running run may have ended between our two looks: then start it ourselves.
+            if not lock.acquire():
+                log.info("run %s: waits for the job's running run (BUFFER_ONE)", run.pk)
+                return
         try:
             _execute_locked(run, job, run_log, lock)
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
+        if lock is not None:
+            start_buffered(job.pk)
     finally:
         run_log.close()
 
 
-def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: RunLock) -> None:
+def _may_buffer(run: JobHistory, job: ScheduledJob) -> bool:
+    """Parks `run` as the job's one waiting slot (BUFFER_ONE); False if the job skips instead."""
+    if job.overlap_policy != OverlapPolicy.BUFFER_ONE or run.trigger != RunTrigger.SCHEDULE:
+        return False
+    with transaction.atomic():
+        # The job row serializes slots arriving together: exactly one of them gets the waiting place.
+        ScheduledJob.objects.select_for_update().filter(pk=job.pk).first()
+        waiting = (
+            JobHistory.objects.filter(job_id=job.pk, status=RunStatus.QUEUED, buffered_at__isnull=False)
+            .exclude(pk=run.pk)
+            .exists()
+        )
+        if waiting:
+            return False
+        run.buffered_at = datetime.now(UTC)
+        JobHistory.objects.filter(pk=run.pk).update(buffered_at=run.buffered_at)
+    return True
+
+
+def start_buffered(job_id: int) -> None:
+    """Hands the job's waiting BUFFER_ONE slot, if any, to a worker now that the job's lock is free."""
+    waiting = (
+        JobHistory.objects.filter(job_id=job_id, status=RunStatus.QUEUED, buffered_at__isnull=False)
+        .order_by("scheduled_for")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting is None:
+        return
+    from jobs.tasks import run_queued
+
+    try:
+        run_queued.delay(waiting)
+    except Exception:
+        log.warning("run %s: could not hand on the waiting slot; the sweeper will", waiting, exc_info=True)
+
+
+def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: RunLock | None) -> None:
     started = datetime.now(UTC)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     # Only a queued run starts: a run cancelled while queued stays cancelled.
-    claimed = JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=started, worker=worker
+    claimed = db_retry(
+        lambda: JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=started, worker=worker, heartbeat_at=started
+        ),
+        "claim the run",
     )
     if not claimed:
         return
-    ScheduledJob.objects.filter(pk=job.pk).update(last_run_at=started)
+    db_retry(lambda: ScheduledJob.objects.filter(pk=job.pk).update(last_run_at=started), "note the start")
     run.status, run.started_at = RunStatus.RUNNING, started
     metrics.record_start(run.trigger, run.scheduled_for, started)
     log.info(
@@ -128,7 +235,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
         task, step = tasks[i], steps[i]
         task_type = tasktypes.get(task["type"])
         step.update(status="RUNNING", startedAt=_now_iso())
-        JobHistory.objects.filter(pk=run.pk).update(steps=steps)
+        _save_progress(run.pk, steps)
         run_log.line(f"[{task['name']}] {task['type']} started")
         started = time.monotonic()
         ctx = tasktypes.StepContext(
@@ -142,18 +249,9 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
             cancelled=watch.stop_event,
             processes=watch.processes,
         )
-        failure, counters = None, {}
-        try:
-            if watch.stop_event.is_set():
-                raise tasktypes.RunCancelled()
-            result = task_type.run(ctx)
-        except tasktypes.RunCancelled:
-            failure = watch.reason or "cancelled"
-        except tasktypes.StepFailed as exc:
-            failure, counters = str(exc), exc.counters
-        except Exception as exc:
-            log.exception("run %s step %s: internal error", run.pk, task["name"])
-            failure = f"internal error: {type(exc).__name__}"
+        failure, counters, result = attempt_step(
+            task_type, ctx, job, step, run_log, watch, save=lambda: _save_progress(run.pk, steps)
+        )
         step["finishedAt"] = _now_iso()
         step["seconds"] = round(time.monotonic() - started, 3)
         if failure is None:
@@ -168,6 +266,51 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
                 steps[j]["status"] = "NOT_RUN"
         return RunStatus.FAILED, f"step {task['name']!r} failed: {failure}", steps
     return RunStatus.SUCCEEDED, None, steps
+
+
+def attempt_step(task_type, ctx, job: ScheduledJob, step: dict, run_log: RunLog, watch: "Watch", save=None):
+    """Runs one step, retrying a retryable failure up to job.max_retries times with doubling waits.
+
+    Returns (failure or None, counters of the failed attempt, result). Every attempt is in the step's
+    `attempts`/`retries` and in the log; cancel and the time limit cut a wait short."""
+    attempt = 0
+    while True:
+        attempt += 1
+        step["attempts"] = attempt
+        failure, counters, result, retryable = None, {}, None, False
+        try:
+            if watch.stop_event.is_set():
+                raise tasktypes.RunCancelled()
+            result = task_type.run(ctx)
+        except tasktypes.RunCancelled:
+            return watch.reason or "cancelled", {}, None
+        except tasktypes.StepFailed as exc:
+            failure, counters, retryable = str(exc), exc.counters, exc.retryable
+        except Exception as exc:
+            log.exception("run %s step %s: internal error", ctx.run_id, ctx.task_name)
+            failure = f"internal error: {type(exc).__name__}"
+        if failure is None:
+            return None, {}, result
+        if not retryable or attempt > job.max_retries:
+            if retryable and job.max_retries:
+                failure = f"{failure} (after {attempt} attempts)"
+            return failure, counters, None
+        wait = min(job.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+        step.setdefault("retries", []).append({"attempt": attempt, "error": failure, "at": _now_iso(), "wait": wait})
+        run_log.line(f"[{ctx.task_name}] attempt {attempt} failed (retryable): {failure}; retrying in {wait} s")
+        if save is not None:
+            save()
+        if watch.stop_event.wait(wait):
+            return watch.reason or "cancelled", counters, None
+
+
+def _save_progress(run_id: int, steps: list[dict]) -> None:
+    """Progress is a courtesy: a database hiccup must not fail the run (the final write retries)."""
+    try:
+        JobHistory.objects.filter(pk=run_id).update(steps=steps)
+    except (OperationalError, InterfaceError):
+        log.warning("run %s: could not save progress; carrying on", run_id)
+        connection.close()
 
 
 def dependency_order(tasks: list[dict]) -> list[int]:
@@ -197,9 +340,27 @@ def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = N
     fields = {"status": status, "finished_at": datetime.now(UTC), "error": error, "log_path": stored}
     if steps is not None:
         fields["steps"] = steps
-    JobHistory.objects.filter(pk=run.pk).update(**fields)
+    db_retry(lambda: JobHistory.objects.filter(pk=run.pk).update(**fields), "record the outcome")
     metrics.record_end(status, run.trigger, run.started_at, fields["finished_at"], steps)
     log.info("run ended: %s%s", status.lower(), f" ({error})" if error else "")
+    db_retry(lambda: services.run_ended(run.job_id, run.pk, status), "count failures")
+
+
+def db_retry(operation, what: str):
+    """Runs a bookkeeping write, reconnecting and retrying for up to about a minute if the database went away:
+    a run that did its work must not end up RUNNING because PostgreSQL restarted under it."""
+    delay = 0.5
+    deadline = time.monotonic() + DB_RETRY_SECONDS
+    while True:
+        try:
+            return operation()
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("database unavailable (%s); retrying in %.1f s", what, delay)
+            connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 8)
 
 
 def _now_iso() -> str:
@@ -212,7 +373,7 @@ class Watch(threading.Thread):
 
     POLL_SECONDS = 1.0
 
-    def __init__(self, run_id: int, lock: RunLock, limit_seconds: int) -> None:
+    def __init__(self, run_id: int, lock: RunLock | None, limit_seconds: int) -> None:
         super().__init__(daemon=True, name=f"watch-run-{run_id}")
         self.run_id = run_id
         self.lock = lock
@@ -223,28 +384,40 @@ class Watch(threading.Thread):
         self.processes: list = []
 
     def run(self) -> None:
-        renew_every = max(1.0, self.lock.lease / 3)
+        renew_every = max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
         next_renew = time.monotonic() + renew_every
-        while not self.done.wait(self.POLL_SECONDS):
-            now = time.monotonic()
-            if now >= next_renew:
-                self._renew()
-                next_renew = now + renew_every
-            if now >= self.deadline:
-                self._halt("time limit")
-            elif self._cancel_requested():
-                self._halt("cancelled")
+        try:
+            while not self.done.wait(self.POLL_SECONDS):
+                now = time.monotonic()
+                if now >= next_renew:
+                    self._renew()
+                    next_renew = now + renew_every
+                if now >= self.deadline:
+                    self._halt("time limit")
+                elif self._cancel_requested():
+                    self._halt("cancelled")
+        finally:
+            # This thread's own database connection.
+            connection.close()
 
     def _renew(self) -> None:
+        if self.lock is not None:
+            try:
+                if not self.lock.renew():
+                    log.warning("run %s: its job lock lease ran out; another run may start", self.run_id)
+            except Exception:
+                log.warning("run %s: could not renew the job lock", self.run_id, exc_info=True)
+        # The heartbeat is what tells the sweeper this run still has a worker; it lives in the database,
+        # so a Redis flush cannot make a live run look dead.
         try:
-            if not self.lock.renew():
-                log.warning("run %s: its job lock lease ran out; another run may start", self.run_id)
+            JobHistory.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=datetime.now(UTC))
         except Exception:
-            log.warning("run %s: could not renew the job lock", self.run_id, exc_info=True)
+            log.warning("run %s: could not write its heartbeat", self.run_id, exc_info=True)
+            connection.close()
 
     def _cancel_requested(self) -> bool:
         try:
-            return cancel_requested(self.run_id, self.lock.client)
+            return cancel_requested(self.run_id)
         except Exception:
             log.warning("run %s: could not check for cancellation", self.run_id, exc_info=True)
             return False

@@ -6,16 +6,27 @@ from `manage.py sync_schedules` and from beat, on start and whenever the reconci
 """
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from redbeat.decoder import to_timestamp
 from redbeat.schedulers import ensure_conf, get_redis
 
 from jobs import metrics
-from jobs.beat import ENTRY_PREFIX, RUN_TASK, JobEntry, JobSchedule, encode_meta, entry_name, job_id_of
-from jobs.models import ScheduledJob
+from jobs.beat import (
+    ENTRY_PREFIX,
+    MAX_CATCHUP,
+    MAX_LOOKAHEAD,
+    RUN_TASK,
+    JobEntry,
+    JobSchedule,
+    encode_meta,
+    entry_name,
+    job_id_of,
+)
+from jobs.models import JobHistory, ScheduledJob
 from pointscene.celery import app
 
 log = logging.getLogger(__name__)
@@ -135,21 +146,49 @@ def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, chan
     with client.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.hget(key, "definition")
+            pipe.hget(key, "meta")
             pipe.zscore(conf.schedule_key, key)
         raw = pipe.execute()
+    missing = [job.pk for i, job in enumerate(jobs) if raw[3 * i] is None]
+    last_slots = _last_recorded_slots(missing) if missing else {}
     with client.pipeline(transaction=False) as pipe:
         for i, job in enumerate(jobs):
-            stored, score = raw[2 * i], raw[2 * i + 1]
+            stored, meta, score = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
             entry = build_entry(job, last_run_at=now)
-            upcoming = to_timestamp(entry.schedule.next_after(now))
-            # A score later than the job's next slot would skip runs; an earlier one just fires on the next tick.
-            if stored == entry.encoded_definition() and score is not None and score <= upcoming + 1:
+            if stored == entry.encoded_definition() and score is not None and _consistent(entry, meta, score, now):
                 continue
+            last = now
+            if stored is None:
+                # Lost (Redis flushed or restarted): count from the job's last recorded slot, so that beat fires
+                # or records (MISSED) every slot that passed while the entry was gone.
+                last = max(last_slots.get(job.pk) or job.schedule_anchor, now - MAX_CATCHUP)
             pipe.hset(keys[i], "definition", entry.encoded_definition())
-            pipe.hset(keys[i], "meta", encode_meta(now))
-            pipe.zadd(conf.schedule_key, {keys[i]: upcoming})
+            pipe.hset(keys[i], "meta", encode_meta(last))
+            pipe.zadd(
+                conf.schedule_key, {keys[i]: to_timestamp(entry.schedule.fire_at(entry.schedule.next_after(last)))}
+            )
             changes["added" if stored is None else "fixed"].append(job.pk)
         pipe.execute()
+
+
+def _consistent(entry: JobEntry, meta: str | None, score: float, now: datetime) -> bool:
+    """Whether an entry with the right definition is where beat would have put it: its score at the slot after
+    the one it last fired. Beat publishes ahead, so a fired entry may rightly point past the next slot after now;
+    what it must never do is point past the slot after its own last one (that would skip a run)."""
+    last = JobEntry.decode_meta(meta)["last_run_at"] if meta else None
+    if last is None or last > now + timedelta(seconds=MAX_LOOKAHEAD):
+        return False
+    return score <= to_timestamp(entry.schedule.fire_at(entry.schedule.next_after(last))) + 1
+
+
+def _last_recorded_slots(job_ids: list[int]) -> dict[int, datetime]:
+    """The newest slot each job has a run row for (one index-backed aggregate per batch)."""
+    rows = (
+        JobHistory.objects.filter(job_id__in=job_ids, scheduled_for__isnull=False)
+        .values("job_id")
+        .annotate(last=Max("scheduled_for"))
+    )
+    return {row["job_id"]: row["last"] for row in rows}
 
 
 def reconcile_due() -> bool:

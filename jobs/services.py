@@ -3,22 +3,55 @@
 These functions know nothing of GraphQL or tokens; callers decide permissions first (jobs.access).
 """
 
+import logging
+import unicodedata
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from jobs import errors
 from jobs.locks import request_cancel
-from jobs.models import FrequencyType, Instance, JobHistory, Resource, RunStatus, RunTrigger, ScheduledJob
+from jobs.models import (
+    FrequencyType,
+    Instance,
+    JobHistory,
+    OverlapPolicy,
+    Resource,
+    RunStatus,
+    RunTrigger,
+    ScheduledJob,
+)
 from jobs.schedule import InvalidCron, normalize_cron, validate_timezone
 from jobs.scheduling import schedule_after_commit, unschedule_after_commit
 from jobs.workflow import validate_workflow
 
+log = logging.getLogger(__name__)
+
 UNSET: Any = object()
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
+# Beat looks back at most two days for a late slot (jobs.beat.MAX_CATCHUP).
+MAX_CATCHUP_WINDOW_MINUTES = 2 * 24 * 60
+MAX_JITTER_SECONDS = 3600
+MAX_RETRIES = 10
+MAX_RETRY_BACKOFF_SECONDS = 3600
+MAX_PAUSE_AFTER_FAILURES = 1000
+MIN_WEBHOOK_SECRET, MAX_WEBHOOK_SECRET = 16, 256
+MAX_URL = 2048
+
+# keyword -> (GraphQL argument name, lowest, highest) for the plain whole-number policies of a job.
+_POLICY_NUMBERS = {
+    "catchup_window_minutes": ("catchupWindowMinutes", 0, MAX_CATCHUP_WINDOW_MINUTES),
+    "jitter_seconds": ("jitterSeconds", 0, MAX_JITTER_SECONDS),
+    "max_retries": ("maxRetries", 0, MAX_RETRIES),
+    "retry_backoff_seconds": ("retryBackoffSeconds", 1, MAX_RETRY_BACKOFF_SECONDS),
+}
+# Every reliability policy a job carries, by model field (= keyword of create_job/update_job).
+POLICY_FIELDS = (*_POLICY_NUMBERS, "overlap_policy", "pause_after_failures", "webhook_url", "webhook_secret")
 
 
 def _check_cron(value: object, field: str = "cronExpression") -> str:
@@ -55,6 +88,77 @@ def _check_time_limit(value: object, field: str = "timeLimitSeconds") -> int | N
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
         raise errors.invalid(field, errors.INVALID_VALUE, f"must be from 1 to {limit} seconds (the server's limit)")
     return value
+
+
+def _check_number(value: object, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise errors.invalid(field, errors.INVALID_VALUE, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _check_overlap(value: object) -> str:
+    if value not in OverlapPolicy.values:
+        raise errors.invalid("overlapPolicy", errors.INVALID_VALUE, f"must be one of {', '.join(OverlapPolicy.values)}")
+    return value
+
+
+def _check_webhook_url(value: object) -> str:
+    message = f"must be an http:// or https:// URL with a host, of at most {MAX_URL} characters"
+    if not isinstance(value, str) or len(value) > MAX_URL:
+        raise errors.invalid("webhookUrl", errors.INVALID_VALUE, message)
+    if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in value):
+        raise errors.invalid("webhookUrl", errors.INVALID_VALUE, message)
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise errors.invalid("webhookUrl", errors.INVALID_VALUE, message) from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise errors.invalid("webhookUrl", errors.INVALID_VALUE, message)
+    return value
+
+
+def _check_webhook_secret(value: object) -> str:
+    if not isinstance(value, str) or not MIN_WEBHOOK_SECRET <= len(value) <= MAX_WEBHOOK_SECRET:
+        raise errors.invalid(
+            "webhookSecret",
+            errors.INVALID_VALUE,
+            f"must be a string of {MIN_WEBHOOK_SECRET} to {MAX_WEBHOOK_SECRET} characters",
+        )
+    return value
+
+
+def _apply_policies(job: ScheduledJob, policies: dict[str, Any]) -> None:
+    """Sets the reliability policies given (UNSET: unchanged). A null number resets it to its default; a null
+    webhookUrl turns notifications off and forgets the secret."""
+    for keyword, (field, low, high) in _POLICY_NUMBERS.items():
+        value = policies.get(keyword, UNSET)
+        if value is UNSET:
+            continue
+        if value is None:
+            value = ScheduledJob._meta.get_field(keyword).default
+        setattr(job, keyword, _check_number(value, field, low, high))
+    overlap = policies.get("overlap_policy", UNSET)
+    if overlap is not UNSET:
+        job.overlap_policy = OverlapPolicy.SKIP if overlap is None else _check_overlap(overlap)
+    pause = policies.get("pause_after_failures", UNSET)
+    if pause is not UNSET:
+        job.pause_after_failures = (
+            None if pause is None else _check_number(pause, "pauseAfterFailures", 1, MAX_PAUSE_AFTER_FAILURES)
+        )
+    url = policies.get("webhook_url", UNSET)
+    secret = policies.get("webhook_secret", UNSET)
+    if secret is not UNSET and secret is not None:
+        from configs.crypto import fernet
+
+        job.webhook_secret = fernet().encrypt(_check_webhook_secret(secret).encode()).decode()
+    if url is not UNSET:
+        job.webhook_url = None if url is None else _check_webhook_url(url)
+        if url is None:
+            job.webhook_secret = None
+    if job.webhook_url and not job.webhook_secret:
+        raise errors.invalid("webhookSecret", errors.REQUIRED, "is required with webhookUrl: it signs every delivery")
 
 
 def _check_text(value: object, field: str, limit: int) -> str | None:
@@ -103,7 +207,11 @@ def create_job(
     description: str | None = None,
     tz: str | None = None,
     time_limit_seconds: int | None = None,
+    **policies: Any,
 ) -> ScheduledJob:
+    """Creates a job. `policies`: overlap_policy, catchup_window_minutes, jitter_seconds, max_retries,
+    retry_backoff_seconds, pause_after_failures, webhook_url, webhook_secret (all optional)."""
+    _known_policies(policies)
     cron, interval = _schedule_fields(frequency_type, cron_expression, interval_minutes)
     job = ScheduledJob(
         instance=instance,
@@ -116,6 +224,7 @@ def create_job(
         timezone=_check_timezone(tz) if tz is not None else "UTC",
         time_limit_seconds=_check_time_limit(time_limit_seconds),
     )
+    _apply_policies(job, {k: v for k, v in policies.items() if v is not None})
     validate_workflow(workflow, instance.pk)
     job.workflow = workflow
     job.save()
@@ -136,9 +245,13 @@ def update_job(
     description: str | None = UNSET,
     tz: str | None = UNSET,
     time_limit_seconds: int | None = UNSET,
+    **policies: Any,
 ) -> ScheduledJob:
-    """Change only what is given. A null schedule field counts as absent; a null name clears it."""
+    """Change only what is given. A null schedule field counts as absent; a null name clears it; a null policy
+    goes back to its default. Reactivating a job clears its failure count and why it was paused."""
+    _known_policies(policies)
     job = ScheduledJob.objects.select_for_update().get(pk=job.pk)
+    was_active = job.active
     old_schedule = (job.frequency_type, job.cron_expression, job.interval_minutes, job.active)
 
     cron = None if cron_expression is UNSET else cron_expression
@@ -177,6 +290,9 @@ def update_job(
             raise errors.invalid("workflow", errors.INVALID_WORKFLOW, "must be an object with a tasks list")
         validate_workflow(workflow, job.instance_id)
         job.workflow = workflow
+    _apply_policies(job, policies)
+    if job.active and not was_active:
+        job.consecutive_failures, job.paused_reason = 0, None
 
     new_schedule = (job.frequency_type, job.cron_expression, job.interval_minutes, job.active)
     if new_schedule != old_schedule and job.active:
@@ -185,6 +301,86 @@ def update_job(
     job.save()
     schedule_after_commit(job.pk)
     return job
+
+
+def _known_policies(policies: dict[str, Any]) -> None:
+    unknown = set(policies) - set(POLICY_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown job policies: {sorted(unknown)}")
+
+
+def pause_after_failures(job_id: int, failures: int) -> bool:
+    """Deactivates the job because its last `failures` runs failed; False if it was already inactive."""
+    with transaction.atomic():
+        paused = ScheduledJob.objects.filter(pk=job_id, active=True).update(
+            active=False,
+            paused_reason=f"paused by the service after {failures} consecutive failed runs",
+            updated_at=timezone.now(),
+        )
+        if paused:
+            schedule_after_commit(job_id)
+    return bool(paused)
+
+
+def run_ended(job_id: int, run_id: int, status: str) -> None:
+    """Counts consecutive failures, pauses the job at its pauseAfterFailures, and notifies its webhook of a failed
+    run (and of the pause). A success resets the count. Other outcomes (skipped, cancelled, missed) count for
+    nothing."""
+    if status == RunStatus.SUCCEEDED:
+        ScheduledJob.objects.filter(pk=job_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        return
+    if status != RunStatus.FAILED:
+        return
+    ScheduledJob.objects.filter(pk=job_id).update(consecutive_failures=F("consecutive_failures") + 1)
+    job = (
+        ScheduledJob.objects.filter(pk=job_id)
+        .only("pk", "consecutive_failures", "pause_after_failures", "webhook_url")
+        .first()
+    )
+    if job is None:
+        return
+    events = ["run.failed"]
+    if job.pause_after_failures and job.consecutive_failures >= job.pause_after_failures:
+        if pause_after_failures(job_id, job.consecutive_failures):
+            events.append("job.paused")
+    if job.webhook_url:
+        from jobs.notify import notify_webhook
+
+        for event in events:
+            try:
+                notify_webhook.delay(job_id, event, run_id)
+            except Exception:
+                log.warning("job %s: could not queue the %s webhook", job_id, event, exc_info=True)
+
+
+def rotate_webhook_secrets(batch_size: int = 500) -> int:
+    """Re-encrypts every job's webhook secret under the newest config key (rotate_config_keys). Rows rewritten."""
+    from cryptography.fernet import InvalidToken
+
+    from configs.crypto import DecryptionFailed, fernet
+
+    multi = fernet()
+    rotated, last_id = 0, 0
+    while True:
+        with transaction.atomic():
+            jobs = list(
+                ScheduledJob.objects.select_for_update()
+                .filter(pk__gt=last_id, webhook_secret__isnull=False)
+                .order_by("pk")
+                .only("pk", "webhook_secret")[:batch_size]
+            )
+            if not jobs:
+                return rotated
+            for job in jobs:
+                try:
+                    job.webhook_secret = multi.rotate(job.webhook_secret.encode()).decode()
+                except InvalidToken:
+                    raise DecryptionFailed(
+                        f"the webhook secret of job {job.pk} cannot be decrypted with any configured key"
+                    ) from None
+            ScheduledJob.objects.bulk_update(jobs, ["webhook_secret"])
+        rotated += len(jobs)
+        last_id = jobs[-1].pk
 
 
 def validate_job(job: ScheduledJob) -> None:
@@ -198,6 +394,12 @@ def validate_job(job: ScheduledJob) -> None:
     _check_text(job.name, "name", MAX_NAME)
     _check_text(job.description, "description", MAX_DESCRIPTION)
     _check_time_limit(job.time_limit_seconds)
+    job.webhook_url = job.webhook_url or None
+    _apply_policies(
+        job,
+        # The secret is not edited this way (the admin cannot see it): what is stored stays.
+        {keyword: getattr(job, keyword) for keyword in POLICY_FIELDS if keyword != "webhook_secret"},
+    )
     validate_workflow(job.workflow, job.instance_id)
 
 
@@ -207,6 +409,8 @@ def save_job(job: ScheduledJob) -> ScheduledJob:
     validate_job(job)
     if job.pk is not None:
         old = ScheduledJob.objects.select_for_update().get(pk=job.pk)
+        if job.active and not old.active:
+            job.consecutive_failures, job.paused_reason = 0, None
         if job.active and (old.active, old.frequency_type, old.interval_minutes) != (
             job.active,
             job.frequency_type,

@@ -4,7 +4,8 @@ from datetime import datetime
 
 from celery import shared_task
 
-from jobs import runner
+from jobs import runner, sweeper
+from jobs.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
 
 
 @shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)
@@ -17,3 +18,13 @@ def run_scheduled(job_id: int, scheduled_for: str, published_at: str | None = No
 @shared_task(name="jobs.run_queued", acks_late=True, ignore_result=True)
 def run_queued(run_id: int) -> None:
     runner.run_queued(run_id)
+
+
+@shared_task(name="jobs.record_missed", acks_late=True, ignore_result=True)
+def record_missed(job_id: int, after: str, before: str) -> None:
+    runner.record_missed(job_id, datetime.fromisoformat(after), datetime.fromisoformat(before))
+
+
+@shared_task(name="jobs.sweep", ignore_result=True)
+def sweep() -> None:
+    sweeper.sweep()

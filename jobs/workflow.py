@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from jobs import errors, tasktypes
 from jobs.models import Resource
 from jobs.tasktypes.args import parse_id
+from pointscene.storable import unstorable
 
 
 def task_inputs(task: dict) -> list[str]:
@@ -24,6 +25,9 @@ def check_workflow(workflow: object, instance_id: int, field: str = "workflow") 
     """Every problem with `workflow` for a job of `instance_id`, as (path, message); empty when valid."""
     if not isinstance(workflow, dict):
         return [(field, "must be an object with a tasks list")]
+    problem = unstorable(workflow, field)
+    if problem:
+        return [problem]
     size = len(json.dumps(workflow, separators=(",", ":")))
     if size > settings.JOBS_MAX_WORKFLOW_BYTES:
         return [(field, f"is {size} bytes; at most {settings.JOBS_MAX_WORKFLOW_BYTES} allowed")]

@@ -157,6 +157,10 @@ CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery takes ETA messages beyond the prefetch limit: a worker whose processes are all busy would hold the next
+# minute's runs (beat publishes a few seconds ahead) while other workers sit idle, and start them late. With this
+# (Redis brokers), a worker reserves no more messages than it has free processes.
+CELERY_WORKER_DISABLE_PREFETCH = env_bool("CELERY_WORKER_DISABLE_PREFETCH", True)
 # Task events, so Flower (and `celery events`) see every run as it happens.
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
@@ -175,7 +179,28 @@ JOBS_REDIS_PREFIX = env_str("JOBS_REDIS_PREFIX", "pointscene:")
 JOBS_RUN_TIME_LIMIT = env_int("JOBS_RUN_TIME_LIMIT", 6 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOBS_RUN_TIME_LIMIT + 3600}
 CELERY_TASK_TIME_LIMIT = JOBS_RUN_TIME_LIMIT + 600
+# A running run renews its job's lock and writes its heartbeat every lease/3 s; a run whose heartbeat is older than
+# the lease belongs to a dead worker and is ended FAILED ("worker lost") by the next sweep.
 JOBS_RUN_LOCK_LEASE = env_int("JOBS_RUN_LOCK_LEASE", 60)
+# A scheduled run that starts later than this after its slot (plus the job's jitter) is late: it runs only within
+# the job's catch-up window, and is recorded MISSED otherwise. Above the beat lock timeout, so a standby's takeover
+# is late but not missed.
+JOBS_MISFIRE_GRACE_SECONDS = env_int("JOBS_MISFIRE_GRACE_SECONDS", 60)
+# jobs.sweep: ends runs of dead workers, records or re-sends slots whose message was lost, restarts stuck queued runs.
+JOBS_SWEEP_SECONDS = env_int("JOBS_SWEEP_SECONDS", 30)
+# How far back a sweep looks for slots without a run when it has no record of where the previous sweep stopped.
+JOBS_SWEEP_LOOKBACK_SECONDS = env_int("JOBS_SWEEP_LOOKBACK_SECONDS", 900)
+# At most this many MISSED rows are written per job for one gap (a minute job down for days would write thousands).
+JOBS_MISSED_RECORD_LIMIT = env_int("JOBS_MISSED_RECORD_LIMIT", 1440)
+# Beat's own periodic entries (RedBeat keeps them beside the job entries). A sweep nobody took in time is dropped:
+# the next one does the same work.
+CELERY_BEAT_SCHEDULE = {
+    "jobs-sweep": {
+        "task": "jobs.sweep",
+        "schedule": float(JOBS_SWEEP_SECONDS),
+        "options": {"expires": float(JOBS_SWEEP_SECONDS)},
+    }
+}
 JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)
 JOBS_LOG_URL_MAX_AGE = env_int("JOBS_LOG_URL_MAX_AGE", 3600)

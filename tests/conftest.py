@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.redbeat",
     "tests.fixtures.rclone",
     "tests.fixtures.leaks",
+    "tests.fixtures.runs",
 ]

@@ -32,6 +32,29 @@ class RunStatus(graphene.Enum):
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"
     CANCELLED = "CANCELLED"
+    MISSED = "MISSED"
+
+    @property
+    def description(self) -> str | None:
+        if self == RunStatus.MISSED:
+            return "Nothing started this slot in time (scheduler or workers down) and the catch-up window let it go."
+        return None
+
+
+class OverlapPolicy(graphene.Enum):
+    """What a scheduled slot does while the job's previous run is still going."""
+
+    SKIP = "SKIP"
+    BUFFER_ONE = "BUFFER_ONE"
+    ALLOW = "ALLOW"
+
+    @property
+    def description(self) -> str:
+        return {
+            "SKIP": "The slot is recorded as SKIPPED.",
+            "BUFFER_ONE": "One slot waits and runs right after; further ones are SKIPPED.",
+            "ALLOW": "The slot runs alongside.",
+        }[self.name]
 
 
 def enum_value(value: object) -> object:
@@ -122,9 +145,37 @@ class ScheduledJob(graphene.ObjectType):
     )
     schedule_description = graphene.String(required=True, description='The schedule in words: "At 06:00".')
     time_limit_seconds = graphene.Int(description="Seconds a run may take; null means the server's default.")
+    overlap_policy = graphene.Field(
+        OverlapPolicy, required=True, description="What a slot does while the previous run is still going."
+    )
+    catchup_window_minutes = graphene.Int(
+        required=True, description="Missed slots within this many minutes run once, coalesced; 0: recorded MISSED."
+    )
+    jitter_seconds = graphene.Int(required=True, description="Runs start up to this many seconds after their slot.")
+    max_retries = graphene.Int(required=True, description="Extra attempts of a step that failed in a retryable way.")
+    retry_backoff_seconds = graphene.Int(
+        required=True, description="Seconds before the first retry; doubles with each further attempt."
+    )
+    pause_after_failures = graphene.Int(
+        description="The job deactivates itself after this many consecutive failed runs; null: never."
+    )
+    consecutive_failures = graphene.Int(required=True, description="Failed runs in a row since the last success.")
+    paused_reason = graphene.String(description="Why the service deactivated the job itself; null otherwise.")
+    webhook_url = graphene.String(description="Where failed runs and the pause are posted; null: nowhere.")
+    webhook_secret_set = graphene.Boolean(
+        required=True, description="Whether a webhook signing secret is stored (the secret itself is never shown)."
+    )
 
     class Meta:
         name = "ScheduledJob"
+
+    @staticmethod
+    def resolve_overlap_policy(job: ScheduledJobModel, info) -> str:
+        return enum_value(job.overlap_policy)
+
+    @staticmethod
+    def resolve_webhook_secret_set(job: ScheduledJobModel, info) -> bool:
+        return bool(job.webhook_secret)
 
     @staticmethod
     def resolve_frequency_type(job: ScheduledJobModel, info) -> str:

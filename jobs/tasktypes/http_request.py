@@ -5,9 +5,8 @@ import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
-import requests_hardened
-from django.conf import settings
 
+from jobs.outbound import RefusedAddress, hardened_session
 from jobs.tasktypes import ArgsCheck, StepContext, StepFailed, StepResult, TaskType, register
 from jobs.tasktypes.args import check_int
 
@@ -37,26 +36,8 @@ def check_args(args: dict, check: ArgsCheck) -> None:
     check_int(args, check, "timeoutSeconds", 1, 300)
 
 
-def _session() -> requests.Session:
-    allow_private = settings.JOBS_HTTP_ALLOW_PRIVATE
-    manager = requests_hardened.Manager(
-        requests_hardened.Config(
-            ip_filter_enable=not allow_private,
-            ip_filter_allow_loopback_ips=allow_private,
-            never_redirect=False,
-            default_timeout=(10, 30),
-            user_agent_override="pointscene-scheduled-jobs",
-        )
-    )
-    session = manager.get_session()
-    # Environment proxies would carry the request past the address filter.
-    session.trust_env = False
-    session.max_redirects = MAX_REDIRECTS
-    return session
-
-
 def _send(method: str, url: str, headers: dict, body: object, timeout: int) -> requests.Response:
-    with _session() as session:
+    with hardened_session(timeout=(10, 30), max_redirects=MAX_REDIRECTS) as session:
         return session.request(method, url, headers=headers, json=body, timeout=(min(timeout, 10), timeout))
 
 
@@ -115,7 +96,7 @@ def run(ctx: StepContext) -> StepResult:
         response = _interruptible(
             ctx, lambda: _send(method, raw_url, args.get("headers") or {}, args.get("json"), timeout)
         )
-    except requests_hardened.ip_filter.InvalidIPAddress:
+    except RefusedAddress:
         raise StepFailed(f"{url} resolves to a private or loopback address, which this server does not call") from None
     except requests.TooManyRedirects:
         raise StepFailed(f"{url} redirected more than {MAX_REDIRECTS} times") from None

@@ -3,12 +3,15 @@
 from typing import Any
 
 import graphene
+from graphene.utils.str_converters import to_camel_case
 from graphene_django.constants import MUTATION_ERRORS_FLAG
 from graphql import GraphQLResolveInfo
 
+from jobs import errors
 from jobs.access import NotFound, Principal
 from jobs.tasktypes.args import parse_id
 from pointscene.graphql.errors import coded_errors
+from pointscene.storable import unstorable
 
 
 def principal(info: GraphQLResolveInfo) -> Principal:
@@ -36,11 +39,20 @@ class BaseMutation(graphene.Mutation):
     @classmethod
     def mutate(cls, root: Any, info: GraphQLResolveInfo, **arguments: Any) -> Any:
         try:
-            return coded_errors(cls.perform)(info, principal(info), **arguments)
+            return coded_errors(cls._perform_storable)(info, principal(info), **arguments)
         except Exception:
             # Makes graphene-django roll back the whole document's transaction: nothing partial stays.
             setattr(info.context, MUTATION_ERRORS_FLAG, True)
             raise
+
+    @classmethod
+    def _perform_storable(cls, info: GraphQLResolveInfo, principal: Principal, **arguments: Any) -> Any:
+        # Checked once for every mutation: no domain rule needs to think about NUL, surrogates or NaN.
+        for name, value in arguments.items():
+            problem = unstorable(value, to_camel_case(name))
+            if problem:
+                raise errors.invalid(problem[0], errors.INVALID_VALUE, problem[1])
+        return cls.perform(info, principal, **arguments)
 
     @classmethod
     def perform(cls, info: GraphQLResolveInfo, principal: Principal, **arguments: Any) -> Any:

@@ -53,7 +53,7 @@ def test_it_reencrypts_every_remote_under_the_newest_key(stored, old_key, settin
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
     before_settings = {pk: decrypt_json(token) for pk, token in stored.items()}
 
-    assert rotate() == {"rotated": 5}
+    assert rotate() == {"rotated": 5, "webhookSecretsRotated": 0}
 
     after = ciphertexts()
     assert set(after) == set(stored)
@@ -94,7 +94,7 @@ def test_it_rotates_in_batches_of_one(old_key, settings, resource):
     key = new_key()
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
 
-    assert rotate("--batch-size", "1") == {"rotated": 3}
+    assert rotate("--batch-size", "1") == {"rotated": 3, "webhookSecretsRotated": 0}
 
     after = ciphertexts()
     assert all(after[pk] != before[pk] for pk in before)
@@ -108,13 +108,13 @@ def test_it_takes_the_batch_size_as_a_keyword_too(stored, old_key, settings):
 
     call_command("rotate_config_keys", batch_size=2, stdout=out)
 
-    assert json.loads(out.getvalue()) == {"rotated": 5}
+    assert json.loads(out.getvalue()) == {"rotated": 5, "webhookSecretsRotated": 0}
 
 
 def test_it_rotates_nothing_when_there_is_nothing(settings):
     settings.CONFIG_ENCRYPTION_KEYS = [new_key()]
 
-    assert rotate() == {"rotated": 0}
+    assert rotate() == {"rotated": 0, "webhookSecretsRotated": 0}
 
 
 def test_it_can_run_again_under_the_same_keys(stored, old_key, settings, resource):
@@ -122,7 +122,7 @@ def test_it_can_run_again_under_the_same_keys(stored, old_key, settings, resourc
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
     rotate()
 
-    assert rotate() == {"rotated": 5}
+    assert rotate() == {"rotated": 5, "webhookSecretsRotated": 0}
 
     settings.CONFIG_ENCRYPTION_KEYS = [key]
     assert len(get_job_config(resource)) == 4
@@ -185,3 +185,24 @@ def test_it_refuses_a_negative_batch_size(stored, old_key, settings):
         rotate("--batch-size", "-1")
 
     assert ciphertexts() == stored
+
+
+def test_it_reencrypts_webhook_secrets_too(old_key, settings, instance):
+    from jobs import services as job_services
+    from jobs.models import FrequencyType, ScheduledJob
+
+    job = job_services.create_job(
+        instance=instance,
+        workflow={"tasks": [{"name": "a", "type": "http.request", "args": {"url": "https://example.com"}}]},
+        frequency_type=FrequencyType.CRON_BASED,
+        cron_expression="0 3 * * *",
+        webhook_url="https://hooks.example.com/p",
+        webhook_secret="webhook-secret-0123456789",
+    )
+    key = new_key()
+    settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
+
+    assert rotate() == {"rotated": 0, "webhookSecretsRotated": 1}
+
+    token = ScheduledJob.objects.get(pk=job.pk).webhook_secret
+    assert MultiFernet([Fernet(key)]).decrypt(token.encode()) == b"webhook-secret-0123456789"

@@ -92,6 +92,14 @@ def test_it_saves_a_valid_admin_edit_through_the_service(admin_client, job):
         "cron_expression": "",
         "timezone": "UTC",
         "active": "on",
+        # The reliability fieldset, as the form renders it.
+        "overlap_policy": "BUFFER_ONE",
+        "catchup_window_minutes": "15",
+        "jitter_seconds": "0",
+        "max_retries": "2",
+        "retry_backoff_seconds": "30",
+        "pause_after_failures": "",
+        "webhook_url": "",
     }
 
     response = admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/change/", form)
@@ -104,6 +112,36 @@ def test_it_saves_a_valid_admin_edit_through_the_service(admin_client, job):
         30,
         None,
     )
+    assert (job.overlap_policy, job.catchup_window_minutes, job.max_retries, job.webhook_url) == (
+        "BUFFER_ONE",
+        15,
+        2,
+        None,
+    )
+
+
+def test_it_refuses_an_admin_edit_with_a_policy_out_of_bounds(admin_client, job):
+    form = {
+        "instance": job.instance_id,
+        "workflow": __import__("json").dumps(job.workflow),
+        "frequency_type": job.frequency_type,
+        "cron_expression": job.cron_expression or "",
+        "interval_minutes": job.interval_minutes or "",
+        "timezone": "UTC",
+        "active": "on",
+        "overlap_policy": "SKIP",
+        "catchup_window_minutes": "999999",
+        "jitter_seconds": "0",
+        "max_retries": "0",
+        "retry_backoff_seconds": "30",
+        "webhook_url": "",
+    }
+
+    response = admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/change/", form)
+
+    assert response.status_code == 200
+    assert b"must be a whole number from 0 to 2880" in response.content
+    assert ScheduledJob.objects.get(pk=job.pk).catchup_window_minutes == 0
 
 
 # --------------------------------------------------------------------------- the operator console (issue: admin)

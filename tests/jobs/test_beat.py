@@ -395,7 +395,7 @@ def test_fire_jobs_sends_each_due_job_once_among_others_not_due(scheduler, make_
         pytest.param({"frequency_type": INTERVAL, "interval_minutes": 10}, id="interval"),
     ],
 )
-def test_a_beat_that_was_down_sends_only_the_latest_missed_slot(scheduler, make_job, fields):
+def test_a_beat_that_was_down_sends_the_latest_slot_and_has_the_others_recorded(scheduler, make_job, fields):
     job = make_job(**fields)
     schedule = JobSchedule.for_job(job)
     last = first_slot(job)  # a slot that did run
@@ -410,7 +410,12 @@ def test_a_beat_that_was_down_sends_only_the_latest_missed_slot(scheduler, make_
     sent = scheduler.fire_jobs(redis_client(), [entry_key(job.pk)], at)
 
     assert sent == 1
-    assert runs(queued_messages()) == [(job.pk, missed[-1])]
+    messages = queued_messages()
+    assert runs([m for m in messages if m.task == RUN_TASK]) == [(job.pk, missed[-1])]
+    # The two slots between the last fired one and the one sent now are left to jobs.record_missed.
+    assert [(m.task, m.args) for m in messages if m.task != RUN_TASK] == [
+        ("jobs.record_missed", [job.pk, last.isoformat(), missed[-1].isoformat()])
+    ]
     entry = stored_entry(job.pk)
     assert entry.last_run_at == missed[-1]
     assert entry.score == to_timestamp(schedule.next_after(missed[-1]))
@@ -623,7 +628,8 @@ def test_a_beat_whose_lock_a_standby_took_stands_by_and_fires_nothing(make_job):
 
     standby.release()
     beat.tick()  # the standby is gone: this beat takes the lock back and fires the due run
-    assert redis_client().llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1
+    # ... and has the two slots that passed while it stood by recorded as missed.
+    assert sorted(m.task for m in queued_messages()) == ["jobs.record_missed", "jobs.run_scheduled"]
 
 
 def test_the_look_ahead_widens_for_a_crowded_minute_and_only_then(scheduler, settings):

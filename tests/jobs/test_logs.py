@@ -27,6 +27,9 @@ def clean_redis():
     client.flushdb()
 
 
+pytestmark = pytest.mark.usefixtures("any_lateness_runs")
+
+
 @pytest.fixture(autouse=True)
 def loopback_allowed(settings):
     settings.JOBS_HTTP_ALLOW_PRIVATE = True

@@ -27,7 +27,7 @@ STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S")
 
 
 # Run locks live in the private test Redis; ids repeat across tests on SQLite, so each test starts empty.
-pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed")
+pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed", "any_lateness_runs")
 
 
 def ping(name: str, url: str, inputs=None, **args) -> dict:

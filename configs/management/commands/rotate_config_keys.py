@@ -1,4 +1,5 @@
 from configs import services
+from jobs import services as job_services
 from jobs.management.commands._json import JsonCommand
 
 
@@ -6,11 +7,14 @@ class Command(JsonCommand):
     help = (
         "Re-encrypts every stored remote under the newest key in CONFIG_ENCRYPTION_KEYS, while the service runs. "
         "Put the new key first, keep the old ones after it until this has run on every deployment, then drop them. "
-        'Prints {"rotated": <rows>}.'
+        'Prints {"rotated": <remote rows>, "webhookSecretsRotated": <jobs>}.'
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=500, help="Rows re-encrypted per transaction.")
 
     def run(self, batch_size: int = 500, **options):
-        return {"rotated": services.rotate_keys(batch_size=batch_size)}
+        return {
+            "rotated": services.rotate_keys(batch_size=batch_size),
+            "webhookSecretsRotated": job_services.rotate_webhook_secrets(batch_size=batch_size),
+        }

@@ -2,6 +2,7 @@ import graphene
 
 from jobs import services
 from jobs.access import Need, require_instance
+from jobs.graphql.policies import PolicyArguments, policy_changes
 from jobs.graphql.types import FrequencyType, ScheduledJob, enum_value
 from jobs.models import Instance
 from pointscene.graphql.base import BaseMutation, id_arg
@@ -11,7 +12,7 @@ from pointscene.graphql.scalars import JSON
 class CreateScheduledJob(BaseMutation):
     """Creates a job that runs `workflow` on a cron expression or every N minutes."""
 
-    class Arguments:
+    class Arguments(PolicyArguments):
         instance_id = graphene.ID(required=True, description="The instance the job belongs to.")
         workflow = JSON(required=True, description="The workflow: an object with a non-empty tasks list.")
         frequency_type = FrequencyType(required=True, description="How the schedule is given.")
@@ -30,6 +31,7 @@ class CreateScheduledJob(BaseMutation):
     @classmethod
     def perform(cls, info, principal, instance_id, workflow, frequency_type, **optional):
         pk = require_instance(principal, id_arg(instance_id, "instanceId", "instance"), Need.WRITE, "instanceId")
+        policies = policy_changes(optional)
         return services.create_job(
             instance=Instance.objects.get(pk=pk),
             workflow=workflow,
@@ -41,4 +43,5 @@ class CreateScheduledJob(BaseMutation):
             description=optional.get("description"),
             tz=optional.get("timezone"),
             time_limit_seconds=optional.get("time_limit_seconds"),
+            **policies,
         )

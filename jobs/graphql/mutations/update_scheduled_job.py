@@ -2,6 +2,7 @@ import graphene
 
 from jobs import services
 from jobs.access import Need, NotFound
+from jobs.graphql.policies import PolicyArguments, policy_changes
 from jobs.graphql.queries import visible_job
 from jobs.graphql.types import FrequencyType, ScheduledJob, enum_value
 from pointscene.graphql.base import BaseMutation, id_arg
@@ -24,7 +25,7 @@ _CHANGES = {
 class UpdateScheduledJob(BaseMutation):
     """Changes only the arguments given; a given workflow replaces the whole workflow. History is kept."""
 
-    class Arguments:
+    class Arguments(PolicyArguments):
         job_id = graphene.ID(required=True, description="The job to change.")
         instance_id = graphene.ID(description="When given, must be the job's instance.")
         workflow = JSON(description="A new workflow, replacing the whole old one.")
@@ -45,5 +46,6 @@ class UpdateScheduledJob(BaseMutation):
         if instance_id is not None and id_arg(instance_id, "instanceId", "instance") != job.instance_id:
             # Reads like any other unknown job: "no job with this id in that instance".
             raise NotFound("jobId", "job")
+        policies = policy_changes(given)
         changes = {_CHANGES[name]: enum_value(value) for name, value in given.items()}
-        return services.update_job(job, **changes)
+        return services.update_job(job, **changes, **policies)
