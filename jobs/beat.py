@@ -85,6 +85,10 @@ class JobSchedule(BaseSchedule):
     def fire_at(self, slot: datetime) -> datetime:
         return slot + timedelta(seconds=self.offset)
 
+    def next_fire_after(self, after: datetime) -> datetime:
+        """When the first slot after `after` fires: an entry's score once `after` was its last slot."""
+        return self.fire_at(self.next_after(after))
+
     def occurrences_after(self, after: datetime):
         if self.kind == "cron":
             return cron_occurrences(self.cron, self.tz, after)
@@ -204,7 +208,7 @@ class JobEntry(RedBeatSchedulerEntry):
     @property
     def due_at(self):
         if isinstance(self.schedule, JobSchedule):
-            return self.schedule.fire_at(self.schedule.next_after(self.last_run_at or datetime.now(UTC)))
+            return self.schedule.next_fire_after(self.last_run_at or datetime.now(UTC))
         return super().due_at
 
     def save(self):
@@ -365,7 +369,7 @@ class JobsScheduler(RedBeatScheduler):
             for key, schedule, last, definition in fired:
                 meta = encode_meta(last)
                 if (id(schedule), last) not in next_slots:
-                    next_slots[(id(schedule), last)] = to_timestamp(schedule.fire_at(schedule.next_after(last)))
+                    next_slots[(id(schedule), last)] = to_timestamp(schedule.next_fire_after(last))
                 score = next_slots[(id(schedule), last)]
                 advance(keys=[key, schedule_key], args=[definition, meta, score], client=pipe)
             for key in stale:

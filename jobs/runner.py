@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -268,7 +269,9 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
     return RunStatus.SUCCEEDED, None, steps
 
 
-def attempt_step(task_type, ctx, job: ScheduledJob, step: dict, run_log: RunLog, watch: "Watch", save=None):
+def attempt_step(
+    task_type, ctx, job: ScheduledJob, step: dict, run_log: RunLog, watch: "Watch", save: Callable[[], None]
+):
     """Runs one step, retrying a retryable failure up to job.max_retries times with doubling waits.
 
     Returns (failure or None, counters of the failed attempt, result). Every attempt is in the step's
@@ -298,8 +301,7 @@ def attempt_step(task_type, ctx, job: ScheduledJob, step: dict, run_log: RunLog,
         wait = min(job.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
         step.setdefault("retries", []).append({"attempt": attempt, "error": failure, "at": _now_iso(), "wait": wait})
         run_log.line(f"[{ctx.task_name}] attempt {attempt} failed (retryable): {failure}; retrying in {wait} s")
-        if save is not None:
-            save()
+        save()
         if watch.stop_event.wait(wait):
             return watch.reason or "cancelled", counters, None
 

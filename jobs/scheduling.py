@@ -164,9 +164,7 @@ def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, chan
                 last = max(last_slots.get(job.pk) or job.schedule_anchor, now - MAX_CATCHUP)
             pipe.hset(keys[i], "definition", entry.encoded_definition())
             pipe.hset(keys[i], "meta", encode_meta(last))
-            pipe.zadd(
-                conf.schedule_key, {keys[i]: to_timestamp(entry.schedule.fire_at(entry.schedule.next_after(last)))}
-            )
+            pipe.zadd(conf.schedule_key, {keys[i]: to_timestamp(entry.schedule.next_fire_after(last))})
             changes["added" if stored is None else "fixed"].append(job.pk)
         pipe.execute()
 
@@ -178,7 +176,7 @@ def _consistent(entry: JobEntry, meta: str | None, score: float, now: datetime) 
     last = JobEntry.decode_meta(meta)["last_run_at"] if meta else None
     if last is None or last > now + timedelta(seconds=MAX_LOOKAHEAD):
         return False
-    return score <= to_timestamp(entry.schedule.fire_at(entry.schedule.next_after(last))) + 1
+    return score <= to_timestamp(entry.schedule.next_fire_after(last)) + 1
 
 
 def _last_recorded_slots(job_ids: list[int]) -> dict[int, datetime]:

@@ -53,7 +53,6 @@ def end_lost_runs(now: datetime) -> int:
         JobHistory.objects.filter(status=RunStatus.RUNNING)
         .annotate(beat=Coalesce("heartbeat_at", "started_at", "created_at"))
         .filter(beat__lt=stale)
-        .select_related("job")
     )
     ended = 0
     for run in lost:
