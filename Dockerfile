@@ -34,11 +34,12 @@ WORKDIR /app
 COPY manage.py ./
 
 # Static files (the admin's) are collected into the image. Settings must import for that: CONFIGS_DEV_KEY=0 makes
-# CONFIG_ENCRYPTION_KEYS mandatory, so this one step gets a throwaway key generated on the spot; it is not kept in
-# any layer's environment, and the real key only ever comes from the run-time environment.
+# CONFIG_ENCRYPTION_KEYS mandatory and DEBUG=0 a SECRET_KEY (a published one is refused), so this one step gets
+# throwaway keys generated on the spot; they are not kept in any layer's environment, and the real keys only ever
+# come from the run-time environment.
 # /app/var (job logs under media/) is the only place the service writes; compose mounts a volume there.
 RUN CONFIG_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
-    SECRET_KEY=collectstatic-build-step-only \
+    SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
     CONFIGS_DEV_KEY=0 \
     DEBUG=0 \
     python manage.py collectstatic --no-input \

@@ -7,11 +7,17 @@ PORT ?= 8000
 # Tests use their own database (pytest-django creates test_<name> and drops it after).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pointscene
 export PYTHONDONTWRITEBYTECODE := 1
+# No secret has a default: local runs use a random key made once per checkout (var/ is git-ignored). An explicit
+# SECRET_KEY in the environment wins.
+export SECRET_KEY_FILE ?= $(CURDIR)/var/secret-key
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup run migrate test test-postgres test-sqlite test-faults lint bench-api
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed var/secret-key
+
+var/secret-key: | $(VENV)/.installed
+	$(PY) -m pointscene.keys
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -55,6 +55,9 @@ class Option:
     default: str
     # Non-empty when the option applies only to some providers of the backend (s3's ibm_api_key: "IBMCOS").
     provider: str = ""
+    # The values rclone suggests; with `exclusive`, the only values it accepts.
+    examples: tuple[str, ...] = ()
+    exclusive: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def backends() -> dict[str, Backend]:
                 advanced=bool(o.get("Advanced")),
                 default=str(o.get("DefaultStr") or ""),
                 provider=str(o.get("Provider") or ""),
+                examples=tuple(str(e.get("Value", "")) for e in o.get("Examples") or ()),
+                exclusive=bool(o.get("Exclusive")),
             )
             for o in provider["Options"]
         }
@@ -161,7 +166,7 @@ def read_encrypted_config(path: Path, password: str) -> dict[str, dict[str, str]
 def _quote(value: str) -> str:
     """rclone's config reader trims values and takes one layer of quotes off (backticks, or three double
     quotes); quoting the values that need it makes rclone read exactly what we stored."""
-    if not any(c in value for c in "\"`") and value == value.strip():
+    if not any(c in value for c in '"`') and value == value.strip():
         return value
     if "`" not in value:
         return f"`{value}`"

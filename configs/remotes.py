@@ -1,22 +1,24 @@
-"""The rules for one remote's settings: which types and options exist, which are required, which are secret,
-and which would let a remote reach the server itself (its disk, its network, its cloud identity).
+"""The rules for one remote's settings: which types and options a tenant may use, which are required, which are
+secret, and which would let a remote reach the server itself (its disk, its network, its cloud identity).
 
-Types and option names come from the installed rclone, so a config is checked against the engine that will
-run it; `acc` is ours (issue: ACC as a sync remote) and is described here.
+Types and option names come from the installed rclone, so a config is checked against the engine that will run it;
+what each option may do comes from the reviewed allowlist (configs/allowlist.py, configs/rclone_options.toml):
+an option nobody classified is refused. `acc` is ours (served to rclone by the worker) and is described here.
+These rules run when a config is stored and again on the worker before each run (jobs.sync), so a config stored
+under looser settings, or before an option was reclassified, cannot run.
 """
 
-import ipaddress
 import json
 import re
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from configs import rclone
+from configs import allowlist, rclone
 from jobs import errors
 from jobs.tasktypes.args import REMOTE_NAME
+from pointscene.core.addresses import NotAllowed, check_public, is_host_part, parse_endpoint
 
 # Our own remote type: an Autodesk Construction Cloud project, served to rclone by the worker.
 ACC_OPTIONS = {
@@ -27,29 +29,22 @@ ACC_OPTIONS = {
     "client_secret": rclone.Option("client_secret", False, False, False, ""),
     "description": rclone.Option("description", False, False, True, ""),
 }
+ACC_CLASSES = {
+    "token": "secret",
+    "hub_id": "safe",
+    "project_id": "safe",
+    "client_id": "safe",
+    "client_secret": "secret",
+    "description": "safe",
+}
 # Names clients use for an option that rclone names differently (the contract's dropbox example).
 ALIASES = {"dropbox": {"app_key": "client_id", "app_secret": "client_secret"}}
-# Types that read the server's own disk, or wrap remotes/paths that may (alias to /etc, union of local dirs).
-LOCAL_TYPES = {"local", "alias", "union", "combine", "chunker", "hasher", "compress", "cache", "archive"}
-# crypt wraps another remote of the same resource, named in its `remote` option as name:path.
-WRAPPER_TYPES = {"crypt"}
-# Options that make rclone start a program on the worker. Never allowed.
-EXEC_OPTIONS = {"ssh", "bearer_token_command", "password_command", "use_az"}
-# Boolean options that use the server's own cloud identity (instance role, managed identity) or its loopback.
-SERVER_IDENTITY_OPTIONS = {"env_auth", "use_msi", "use_emulator"}
-# Option values that do the same.
-SERVER_IDENTITY_VALUES = {
-    ("oracleobjectstorage", "provider"): {
-        "instance_principal_auth",
-        "resource_principal_auth",
-        "workload_identity_auth",
-    }
-}
-# Options holding an address the remote connects to (besides names ending in url, endpoint or proxy).
-ENDPOINT_OPTIONS = {"host", "hostname", "auth", "namenode"}
-# Words of option names that hold secrets; also any name ending in "key" (b2's key, api_key, master_key).
+# Options a tenant must set to exactly these values: oracle's every other auth provider (and its default, env_auth)
+# signs in with the worker's own environment, config files or instance metadata.
+REQUIRED_VALUES = {("oracleobjectstorage", "provider"): ("no_auth",)}
+_FALSE = {"", "0", "f", "false", "n", "no", "off"}  # rclone's ParseBool falsy values, and unset
+# Words of option names that hold secrets; the fallback for options the allowlist does not (yet) classify.
 _SECRET_WORDS = {"secret", "token", "password", "pass", "credentials", "cookie", "cookies", "session", "pem"}
-_TRUE = {"1", "t", "true", "yes", "y", "on"}  # rclone's ParseBool, and then some
 _OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_VALUE_CHARS = 16 * 1024
 # Types whose options have a token but that can sign in without one.
@@ -59,6 +54,8 @@ TOKEN_ALTERNATIVES = {
 }
 # The oauth2 expiry as Go writes and reads it (RFC 3339, with an offset).
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
+# What a tenant is told when a setting would reach the server itself; the same for every such setting.
+NOT_ALLOWED = "not allowed on this server"
 
 
 def options_for(remote_type: str) -> dict[str, rclone.Option] | None:
@@ -68,12 +65,18 @@ def options_for(remote_type: str) -> dict[str, rclone.Option] | None:
     return backend.options if backend else None
 
 
-def is_endpoint(option: str) -> bool:
-    return option in ENDPOINT_OPTIONS or option.endswith(("url", "endpoint", "proxy"))
+def option_class(remote_type: str, option: str) -> str | None:
+    """The option's class in the reviewed allowlist (None: not classified, so not accepted)."""
+    if remote_type == "acc":
+        return ACC_CLASSES.get(option)
+    return allowlist.option_class(remote_type, option)
 
 
-def reads_local_disk(option: str) -> bool:
-    return option.endswith(("_file", "_path"))
+def transport(remote_type: str) -> str | None:
+    if remote_type == "acc":
+        return "http"
+    found = allowlist.backend(remote_type)
+    return found.transport if found else None
 
 
 def is_secret(remote_type: str, option: str) -> bool:
@@ -81,8 +84,9 @@ def is_secret(remote_type: str, option: str) -> bool:
     known = options_for(remote_type) or {}
     if option in known and known[option].is_password:
         return True
-    if option == "sas_url" or "customer_key" in option or "private_key" in option:
-        return True
+    kind = option_class(remote_type, option)
+    if kind is not None and kind != "unreviewed":
+        return kind in allowlist.SECRET_CLASSES
     words = option.split("_")
     if words[-1] in ("url", "id", "file", "path"):
         return False
@@ -118,9 +122,13 @@ def check_remote(name: str, value: object, field: str) -> dict | None:
             f"{field}.type", errors.INVALID_CONFIG, f"{remote_type!r} is not a remote type rclone knows"
         )
     allow_local = settings.CONFIGS_ALLOW_LOCAL_REMOTES
-    if remote_type in LOCAL_TYPES and not allow_local:
+    kind = transport(remote_type)
+    if kind is None or (kind not in allowlist.OPEN_TRANSPORTS and not allow_local):
         raise errors.invalid(
-            f"{field}.type", errors.INVALID_CONFIG, f"{remote_type} remotes would reach this server's own disk"
+            f"{field}.type",
+            errors.INVALID_CONFIG,
+            f"{remote_type} remotes are {NOT_ALLOWED} (they would reach this server's own disk or network "
+            "outside its egress checks; CONFIGS_ALLOW_LOCAL_REMOTES=1 allows them on single-tenant installs)",
         )
 
     settings_ = {"type": remote_type}
@@ -141,6 +149,13 @@ def check_remote(name: str, value: object, field: str) -> dict | None:
     for option in known.values():
         if option.required and not settings_.get(option.name):
             raise errors.invalid(f"{field}.{option.name}", errors.REQUIRED, f"{remote_type} remotes need {option.name}")
+    for (kind_, option), values in REQUIRED_VALUES.items():
+        if kind_ == remote_type and settings_.get(option) not in values and not allow_local:
+            raise errors.invalid(
+                f"{field}.{option}",
+                errors.INVALID_CONFIG,
+                f"must be {' or '.join(values)} on this server (CONFIGS_ALLOW_LOCAL_REMOTES=1 allows the others)",
+            )
     _check_type_rules(remote_type, settings_, known, field)
     return settings_
 
@@ -167,42 +182,44 @@ def _check_value(value: object, path: str) -> str:
 
 
 def _check_allowed(remote_type: str, option: str, value: str, path: str, allow_local: bool) -> None:
-    if option in EXEC_OPTIONS:
-        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} would run a program on this server")
+    """The option's class decides (configs/allowlist.py); refusals never say more about the server than that."""
+    kind = option_class(remote_type, option)
+    if kind in ("program", "internal"):
+        raise errors.invalid(
+            path,
+            errors.INVALID_CONFIG,
+            f"{option} is {NOT_ALLOWED} (it would run a program or replace a setting the service makes itself)",
+        )
+    if kind is None or kind == "unreviewed":
+        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} is {NOT_ALLOWED} (not yet reviewed for tenants)")
+    known = (options_for(remote_type) or {}).get(option)
+    if known is not None and known.exclusive and known.examples and value not in known.examples:
+        raise errors.invalid(path, errors.INVALID_CONFIG, f"must be one of {', '.join(map(repr, known.examples))}")
+    if kind == "hostpart" and value and not is_host_part(value):
+        raise errors.invalid(
+            path,
+            errors.INVALID_CONFIG,
+            "must be letters, digits, hyphens and dots only (it becomes part of a host name)",
+        )
     if allow_local:
         return
-    if reads_local_disk(option) and value:
-        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} would read this server's own disk")
-    if (option in SERVER_IDENTITY_OPTIONS and value.strip().lower() in _TRUE) or value.strip() in (
-        SERVER_IDENTITY_VALUES.get((remote_type, option)) or ()
-    ):
-        raise errors.invalid(path, errors.INVALID_CONFIG, f"{option} would use this server's own identity or network")
-    if is_endpoint(option) and value and is_private_endpoint(value):
+    if kind in allowlist.LOCAL_CLASSES and value.strip().lower() not in _FALSE:
         raise errors.invalid(
-            path, errors.INVALID_CONFIG, f"{option} points at this server or its private network, which is disabled"
+            path,
+            errors.INVALID_CONFIG,
+            f"{option} is {NOT_ALLOWED} (it would use this server's own disk or identity; "
+            "CONFIGS_ALLOW_LOCAL_REMOTES=1 allows it on single-tenant installs)",
         )
-
-
-def endpoint_host(value: str) -> str:
-    """The host of an endpoint as rclone takes it: a URL, host:port, or a bare host."""
-    candidate = value if "://" in value else f"//{value}"
-    try:
-        return (urlsplit(candidate).hostname or "").lower()
-    except ValueError:
-        return value.lower()
-
-
-def is_private_endpoint(value: str) -> bool:
-    """Whether an endpoint names this machine or a private network by its literal address or a local name.
-    Names that resolve to private addresses are refused again by the worker, which resolves them at run time."""
-    host = endpoint_host(value).rstrip(".")
-    if host in ("localhost", "") or host.endswith((".localhost", ".local", ".internal")):
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return not address.is_global
+    if kind in allowlist.ADDRESS_CLASSES and value:
+        try:
+            check_public(parse_endpoint(value))
+        except NotAllowed:
+            raise errors.invalid(
+                path,
+                errors.INVALID_CONFIG,
+                "destination not allowed: a public host name or address, written plainly (scheme://host:port/path "
+                "or host:port)",
+            ) from None
 
 
 def _check_type_rules(remote_type: str, settings_: dict, known: dict, field: str) -> None:
@@ -225,7 +242,7 @@ def _check_type_rules(remote_type: str, settings_: dict, known: dict, field: str
         for option in ("hub_id", "project_id"):
             if not settings_[option].startswith("b."):
                 raise errors.invalid(f"{field}.{option}", errors.INVALID_CONFIG, f"{option} must start with 'b.'")
-    if remote_type in WRAPPER_TYPES:
+    if remote_type == "crypt":
         wrapped = settings_.get("remote", "")
         if not wrapped or wrapped.startswith(":") or ":" not in wrapped or not REMOTE_NAME.match(wrapped.split(":")[0]):
             raise errors.invalid(

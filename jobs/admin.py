@@ -13,6 +13,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db.models import Q, QuerySet
@@ -24,7 +26,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
-from jobs import admin_views, services
+from jobs import admin_views, oauth, secret_args, services
 from jobs.admin_views import latest_run
 from jobs.logs import signed_log_url
 from jobs.models import ApiClient, Instance, JobHistory, Resource, RunStatus, ScheduledJob
@@ -117,7 +119,7 @@ def job_url(job_id: int) -> str:
 def log_link(run: JobHistory) -> SafeString | str:
     if not run.log_path:
         return "—"
-    return format_html('<a href="{}" target="_blank" rel="noopener">log</a>', signed_log_url(run.pk))
+    return format_html('<a href="{}" target="_blank" rel="noopener">log</a>', signed_log_url(run))
 
 
 def plural(count: int, noun: str) -> str:
@@ -249,6 +251,29 @@ class ApiClientAdmin(admin.ModelAdmin):
     raw_id_fields = ("application",)
 
 
+# Deactivating a user revokes their tokens (jobs.oauth) after commit, from the form and from the list's action.
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class AccountAdmin(UserAdmin):
+    actions = ["deactivate_users"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not obj.is_active:
+            oauth.revoke_user_tokens_after_commit(obj.pk)
+
+    @admin.action(description="Deactivate selected users and revoke their tokens", permissions=["change"])
+    def deactivate_users(self, request, queryset):
+        users = [user for user in queryset if user.pk != request.user.pk]
+        for user in users:
+            oauth.deactivate_user(user)
+        if len(users) < len(queryset):
+            self.message_user(request, "You cannot deactivate yourself.", messages.WARNING)
+        self.message_user(request, f"Deactivated {plural(len(users), 'user')}; their tokens are revoked.")
+
+
 def search_by_name_or_id(queryset: QuerySet, term: str) -> QuerySet:
     """Every word must match: a number (or #number) matches the id exactly, anything matches the name.
 
@@ -305,6 +330,8 @@ class ScheduledJobForm(forms.ModelForm):
                 data[name] = getattr(self.instance, name)
         candidate = ScheduledJob(**{k: v for k, v in data.items() if k in _JOB_FIELDS})
         candidate.instance_id = data["instance"].pk if data.get("instance") else None
+        # The job's id: {"keep": true} secret values are checked against what this job has stored.
+        candidate.pk = self.instance.pk
         # Not on the form (write-only, set through the API), but a webhook URL needs it.
         candidate.webhook_secret = self.instance.webhook_secret
         try:
@@ -365,6 +392,14 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return with_latest_run(super().get_queryset(request))
 
+    def get_object(self, request, object_id, from_field=None):
+        job = super().get_object(request, object_id, from_field)
+        if job is not None:
+            # Every view of the job (form, read-only page) shows secret values as {"keep": true}: names only,
+            # neither ciphertext nor plaintext; saving the form keeps them (services.save_job).
+            job.workflow = secret_args.editable_workflow(job.workflow)
+        return job
+
     def get_changelist(self, request, **kwargs):
         return JobChangeList
 
@@ -387,7 +422,14 @@ class ScheduledJobAdmin(admin.ModelAdmin):
                     )
                 },
             ),
-            ("Workflow", {"fields": ("workflow",)}),
+            (
+                "Workflow",
+                {
+                    "fields": ("workflow",),
+                    "description": 'Secret header values show as {"keep": true}, which keeps them; a string '
+                    "replaces one.",
+                },
+            ),
             (
                 "Reliability",
                 {
@@ -781,7 +823,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
         link = format_html(
             '<p><a href="{}" target="_blank" rel="noopener">Open the whole log</a> '
             "(a signed link, valid for a while; it works without signing in).</p>",
-            signed_log_url(run.pk),
+            signed_log_url(run),
         )
         try:
             text, truncated, size = read_log_tail(run.log_path)

@@ -1,12 +1,15 @@
 """Readiness: can this deployment run jobs right now? Each check answers in well under a second and says why
 it failed, for /readyz (and compose's healthchecks, and operators)."""
 
+import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
+from django.http import HttpRequest
 
 from jobs.locks import redis_client
 
@@ -84,3 +87,37 @@ def workers() -> Check:
 
 def readiness() -> list[Check]:
     return [database(), redis(), reconciled(), workers()]
+
+
+# --- Who may read the operator's views (/metrics, /readyz's details)
+
+# Headers a proxy adds when it forwards a request: their presence means REMOTE_ADDR is the proxy's, not the client's.
+_FORWARDING_HEADERS = ("HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_VIA", "HTTP_X_CLIENT_IP", "HTTP_TRUE_CLIENT_IP")
+
+
+def has_operator_token(request: HttpRequest) -> bool:
+    """The request carries METRICS_TOKEN as a bearer token (never true while no token is configured)."""
+    token = settings.METRICS_TOKEN
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if not token or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def from_allowed_network(request: HttpRequest) -> bool:
+    """The peer is in METRICS_ALLOWED_NETWORKS and the request came through no proxy. Behind a same-host reverse
+    proxy every client's REMOTE_ADDR is the proxy's loopback address, so a forwarded request never counts."""
+    if not settings.METRICS_ALLOWED_NETWORKS:
+        return False
+    forwarded = [name for name in request.META if name.startswith("HTTP_X_FORWARDED_") or name in _FORWARDING_HEADERS]
+    if forwarded:
+        return False
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network) for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
+def may_scrape(request: HttpRequest) -> bool:
+    return has_operator_token(request) or from_allowed_network(request)

@@ -1,16 +1,32 @@
-"""Run logs: human-readable lines written through Django's storage API, downloaded through signed links."""
+"""Run logs: human-readable lines written through Django's storage API, downloaded through signed links.
 
+A link (`/logs/<token>`) is a TimestampSigner token (SECRET_KEY, SECRET_KEY_FALLBACKS honoured) holding the run id,
+the holder it was issued to, and a MAC of both made with the run's own random `log_key`: SECRET_KEY alone forges
+nothing, a link names one holder, and the download checks that holder may still read the run's instance.
+"""
+
+import re
 import tempfile
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.storage import default_storage
+from django.http import HttpRequest
 from django.urls import reverse
+from django.utils.crypto import constant_time_compare, salted_hmac
 
-SALT = "pointscene.jobs.run-log"
+from jobs.access import Principal, linked_instance_ids
+from jobs.models import JobHistory
+
+SALT = "pointscene.jobs.run-log.v2"
+# Who a link was issued to: an OAuth application ("a<id>"), a user of a password-grant token ("u<id>"), or the
+# operator console ("o": opens only in a signed-in staff session that may view runs).
+_HOLDER = re.compile(r"^(?:[au][1-9][0-9]{0,18}|o)$")
+OPERATOR = "o"
 
 
 class RunLog:
@@ -38,18 +54,103 @@ class RunLog:
         self._file.close()
 
 
-def sign_run(run_id: int) -> str:
-    return signing.dumps({"run": run_id}, salt=SALT, compress=True)
+@dataclass(frozen=True)
+class LinkTarget:
+    """What a valid link points at: the run and the holder it was issued to (checked again on download)."""
+
+    run_id: int
+    holder: str
+    mac: str
 
 
-def unsign_run(token: str) -> int:
-    """The run id in a log link; signing.BadSignature (or SignatureExpired) if it was tampered with or is old."""
+def holder_of(principal: Principal | None) -> str:
+    """The link holder for an API caller, as jobs.access sees it (a token's user before its application)."""
+    if principal is None:
+        return OPERATOR
+    if principal.user_id is not None:
+        return f"u{principal.user_id}"
+    if principal.application_id is not None:
+        return f"a{principal.application_id}"
+    raise ValueError("a principal with neither a user nor an application cannot hold a log link")
+
+
+def _mac(run_id: int, holder: str, log_key: str) -> str:
+    return salted_hmac(SALT, f"{run_id}:{holder}", secret=log_key, algorithm="sha256").hexdigest()[:32]
+
+
+def sign_run(run: JobHistory, holder: str) -> str:
+    """A log-link token for `run`, issued to `holder` (see holder_of)."""
+    if not _HOLDER.match(holder):
+        raise ValueError("not a log-link holder")
+    payload = {"r": run.pk, "h": holder, "m": _mac(run.pk, holder, run.log_key)}
+    return signing.dumps(payload, salt=SALT, compress=True)
+
+
+def unsign_run(token: str) -> LinkTarget:
+    """The run and holder a token names, once its signature and age are checked (JOBS_LOG_URL_MAX_AGE).
+
+    signing.BadSignature (SignatureExpired included) or ValueError for anything else. The MAC is checked
+    against the run's log_key by run_for_link, which needs the database.
+    """
     data = signing.loads(token, salt=SALT, max_age=settings.JOBS_LOG_URL_MAX_AGE)
-    return int(data["run"])
+    if not isinstance(data, dict) or set(data) != {"r", "h", "m"}:
+        raise ValueError("not a log link")
+    run_id, holder, mac = data["r"], data["h"], data["m"]
+    if type(run_id) is not int or run_id < 1 or not isinstance(holder, str) or not _HOLDER.match(holder):
+        raise ValueError("not a log link")
+    if not isinstance(mac, str):
+        raise ValueError("not a log link")
+    return LinkTarget(run_id, holder, mac)
 
 
-def signed_log_url(run_id: int, request=None) -> str:
-    path = reverse("job-run-log", args=[sign_run(run_id)])
+def _holder_may_read(holder: str, instance_id: int, request: HttpRequest) -> bool:
+    if holder == OPERATOR:
+        user = getattr(request, "user", None)
+        return bool(
+            user is not None
+            and user.is_authenticated
+            and user.is_active
+            and user.is_staff
+            and user.has_perm("jobs.view_jobhistory")
+        )
+    kind, ident = holder[0], int(holder[1:])
+    if kind == "u":
+        from django.contrib.auth import get_user_model
+
+        if not get_user_model().objects.filter(pk=ident, is_active=True).exists():
+            return False
+        return instance_id in linked_instance_ids(user_id=ident, application_id=None)
+    return instance_id in linked_instance_ids(user_id=None, application_id=ident)
+
+
+def run_for_link(token: str, request: HttpRequest) -> JobHistory | None:
+    """The run whose log `token` may download now, or None: bad, expired or forged links, runs (or jobs) deleted
+    since, and holders who lost access to the run's instance all look the same to the caller."""
+    try:
+        target = unsign_run(token)
+    except (signing.BadSignature, ValueError, KeyError, TypeError):
+        return None
+    run = JobHistory.objects.filter(pk=target.run_id).only("log_path", "log_key", "instance_id").first()
+    if run is None or not run.log_key:
+        return None
+    if not constant_time_compare(target.mac, _mac(run.pk, target.holder, run.log_key)):
+        return None
+    if not _holder_may_read(target.holder, run.instance_id, request):
+        return None
+    return run
+
+
+def signed_log_url(
+    run: JobHistory | int, request: HttpRequest | None = None, principal: Principal | None = None
+) -> str:
+    """A download link for `run`'s log, issued to the API caller `principal`.
+
+    Without a principal the link is the operator console's: it opens only in a signed-in staff session.
+    A run id (rather than the run) costs a query for its log_key.
+    """
+    if not isinstance(run, JobHistory):
+        run = JobHistory.objects.only("log_key").get(pk=run)
+    path = reverse("job-run-log", args=[sign_run(run, holder_of(principal))])
     if settings.PUBLIC_BASE_URL:
         return settings.PUBLIC_BASE_URL.rstrip("/") + path
     return request.build_absolute_uri(path) if request is not None else path

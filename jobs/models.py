@@ -1,4 +1,5 @@
 import hashlib
+import secrets
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -206,6 +207,11 @@ class RunTrigger(models.TextChoices):
     MANUAL = "MANUAL"
 
 
+def new_log_key() -> str:
+    """A run's log-link key: 32 random URL-safe characters."""
+    return secrets.token_urlsafe(24)
+
+
 class JobHistory(models.Model):
     """One run of a job."""
 
@@ -222,6 +228,9 @@ class JobHistory(models.Model):
     error = models.TextField(null=True, blank=True)
     steps = models.JSONField(null=True, blank=True)
     log_path = models.CharField(max_length=500, null=True, blank=True)
+    # Signs the run's log links (jobs.logs) with SECRET_KEY: a link cannot be made from SECRET_KEY and the run id
+    # alone, and a reused id (SQLite, restored backups) gets a new key, so old links never open another run's log.
+    log_key = models.CharField(max_length=32, default=new_log_key, editable=False)
     # Set by cancelJobRun; the worker running it notices within a second or two and stops.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, null=True, blank=True)

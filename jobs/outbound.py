@@ -1,31 +1,89 @@
-"""HTTP to the outside world from workers (http.request steps, webhooks): private, loopback and link-local targets
-are refused after DNS resolution, redirects included, unless JOBS_HTTP_ALLOW_PRIVATE is set, so workers are no
-way into the network they run in."""
+"""HTTP to the outside world from workers (http.request steps, webhooks).
+
+Every connection, redirects included, is made by `EgressPolicy.connect` (pointscene.core.egress): the name is
+resolved once, every address checked, and the socket connected to the address that was checked, so a tenant's URL
+cannot reach the worker's own network, not even through DNS rebinding. JOBS_HTTP_ALLOW_PRIVATE opens private
+targets for single-tenant installs; JOBS_EGRESS_ALLOW names exact host:port exceptions.
+"""
+
+from __future__ import annotations
 
 import requests
-import requests_hardened
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from pointscene.core.addresses import NotAllowed
+from pointscene.core.egress import EgressPolicy, dns_resolver, system_resolver
 
 USER_AGENT = "pointscene-scheduled-jobs"
-# What a refused target raises from a request.
-RefusedAddress = requests_hardened.ip_filter.InvalidIPAddress
+# What a refused target raises from a request: its text is "destination not allowed", whatever the reason.
+RefusedAddress = NotAllowed
+
+
+def tenant_policy(*, allow_private: bool, upstream: str = "") -> EgressPolicy:
+    """The egress policy for connections a tenant steers, from the operator's settings."""
+    allowed = set()
+    for entry in settings.JOBS_EGRESS_ALLOW:
+        host, _, port = entry.rpartition(":")
+        allowed.add((host.strip("[]").lower(), int(port)))
+    servers = settings.JOBS_EGRESS_DNS_SERVERS
+    return EgressPolicy(
+        allow_private=allow_private,
+        allowed=frozenset(allowed),
+        upstream=upstream,
+        resolver=dns_resolver(servers) if servers else system_resolver,
+    )
+
+
+class _PolicyAdapter(HTTPAdapter):
+    """Connection pools whose connections are opened by the policy (TLS still verifies the name asked for)."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        policy = self.policy
+
+        def new_conn(connection: HTTPConnection):
+            timeout = connection.timeout if isinstance(connection.timeout, int | float) else None
+            return policy.connect(connection._dns_host, connection.port, timeout=timeout)
+
+        http_conn = type("EgressHTTPConnection", (HTTPConnection,), {"_new_conn": new_conn})
+        https_conn = type("EgressHTTPSConnection", (HTTPSConnection,), {"_new_conn": new_conn})
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": type("EgressHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+            "https": type("EgressHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+        }
+
+
+class _Session(requests.Session):
+    def __init__(self, timeout: tuple[float, float], follow_redirects: bool) -> None:
+        super().__init__()
+        self._timeout = timeout
+        self._follow = follow_redirects
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", self._timeout)
+        if not self._follow:
+            kwargs["allow_redirects"] = False
+        return super().request(method, url, **kwargs)
 
 
 def hardened_session(*, timeout: tuple[float, float], max_redirects: int | None = None) -> requests.Session:
-    """A session with the address filter on; max_redirects None: redirects are not followed at all."""
-    allow_private = settings.JOBS_HTTP_ALLOW_PRIVATE
-    manager = requests_hardened.Manager(
-        requests_hardened.Config(
-            ip_filter_enable=not allow_private,
-            ip_filter_allow_loopback_ips=allow_private,
-            never_redirect=max_redirects is None,
-            default_timeout=timeout,
-            user_agent_override=USER_AGENT,
-        )
-    )
-    session = manager.get_session()
-    # Environment proxies would carry the request past the address filter.
+    """A session whose every connection goes through the tenant egress policy; max_redirects None: redirects are
+    not followed at all."""
+    policy = tenant_policy(allow_private=settings.JOBS_HTTP_ALLOW_PRIVATE)
+    session = _Session(timeout, follow_redirects=max_redirects is not None)
+    # Environment proxies would carry the request past the policy.
     session.trust_env = False
+    session.headers["User-Agent"] = USER_AGENT
+    adapter = _PolicyAdapter(policy)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     if max_redirects is not None:
         session.max_redirects = max_redirects
     return session

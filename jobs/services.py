@@ -27,6 +27,7 @@ from jobs.models import (
 )
 from jobs.schedule import InvalidCron, normalize_cron, validate_timezone
 from jobs.scheduling import schedule_after_commit, unschedule_after_commit
+from jobs.secret_args import check_keeps, editable_workflow, seal_workflow
 from jobs.workflow import validate_workflow
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,8 @@ def create_job(
     )
     _apply_policies(job, {k: v for k, v in policies.items() if v is not None})
     validate_workflow(workflow, instance.pk)
-    job.workflow = workflow
+    # Secret arguments are encrypted here, before anything stores or shows them (jobs.secret_args).
+    job.workflow = seal_workflow(workflow)
     job.save()
     schedule_after_commit(job.pk)
     return job
@@ -289,7 +291,7 @@ def update_job(
         if workflow is None:
             raise errors.invalid("workflow", errors.INVALID_WORKFLOW, "must be an object with a tasks list")
         validate_workflow(workflow, job.instance_id)
-        job.workflow = workflow
+        job.workflow = seal_workflow(workflow, job.workflow)
     _apply_policies(job, policies)
     if job.active and not was_active:
         job.consecutive_failures, job.paused_reason = 0, None
@@ -400,13 +402,18 @@ def validate_job(job: ScheduledJob) -> None:
         # The secret is not edited this way (the admin cannot see it): what is stored stays.
         {keyword: getattr(job, keyword) for keyword in POLICY_FIELDS if keyword != "webhook_secret"},
     )
+    # Stored secret values read as {"keep": true}: the admin shows them so, and a job loaded whole saves as it was.
+    job.workflow = editable_workflow(job.workflow)
     validate_workflow(job.workflow, job.instance_id)
+    stored = ScheduledJob.objects.filter(pk=job.pk).values_list("workflow", flat=True).first() if job.pk else None
+    check_keeps(job.workflow, stored)
 
 
 @transaction.atomic
 def save_job(job: ScheduledJob) -> ScheduledJob:
     """Saves a job an operator edited as a whole (the admin), with the API's rules."""
     validate_job(job)
+    old = None
     if job.pk is not None:
         old = ScheduledJob.objects.select_for_update().get(pk=job.pk)
         if job.active and not old.active:
@@ -417,6 +424,7 @@ def save_job(job: ScheduledJob) -> ScheduledJob:
             job.interval_minutes,
         ):
             job.schedule_anchor = timezone.now()
+    job.workflow = seal_workflow(job.workflow, old.workflow if old is not None else None)
     job.save()
     schedule_after_commit(job.pk)
     return job

@@ -9,21 +9,21 @@ providers' refresh tokens are single-use.
 """
 
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.files.storage import FileSystemStorage, storages
 
 from configs import rclone, remotes
@@ -31,9 +31,11 @@ from configs.services import remotes_for_run, store_refreshed_token
 from jobs.acc.bridge import AccProject, Bridge
 from jobs.acc.client import ApsClient
 from jobs.acc.tokens import StoredToken
+from jobs.outbound import tenant_policy
 from jobs.storage import resource_area
 from jobs.tasktypes import RunCancelled, StepContext, StepFailed, StepResult
 from pointscene import logconfig
+from pointscene.core.egress import EgressProxy, proxy_environment, upstream_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,12 @@ EXIT_CODES = {
     9: ("operation successful but no files transferred", False),
     10: ("duration limit exceeded", True),
 }
-# Environment the worker passes on to rclone: operator tuning (RCLONE_* flags), proxies, CA bundles.
-# Never the worker's own secrets (database URL, encryption keys), and never an rclone config of its own.
-_PASS_ENV = re.compile(
-    r"^(RCLONE_(?!CONFIG|PASSWORD_COMMAND).+|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy|SSL_CERT_\w+)$"
-)
+# Environment the worker passes on to rclone: operator tuning (RCLONE_* flags) and CA bundles. Never the worker's
+# own secrets (database URL, encryption keys), an rclone config of its own, or a proxy: rclone's every connection
+# goes through the step's egress proxy, which itself goes through the worker's HTTPS_PROXY when one is set.
+_PASS_ENV = re.compile(r"^(RCLONE_(?!CONFIG|PASSWORD_COMMAND|HTTP_PROXY|BIND|\w*_PROXY$).+|SSL_CERT_\w+)$")
+# Backends whose connections are not made by rclone's HTTP client: the step sets their own proxy option.
+_DIAL_PROXY_OPTION = "socks_proxy"
 _STATS_KEYS = {
     "transfers": "filesTransferred",
     "bytes": "bytesTransferred",
@@ -99,6 +102,15 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
                 sections[name] = bridges[name].rclone_remote()
             else:
                 sections[name] = settings_
+        # Every connection rclone makes goes through this step's egress proxy, which checks the address it resolved
+        # and connects to that address; the bridges and the service's own storage are the only private exceptions.
+        policy = tenant_policy(
+            allow_private=settings.CONFIGS_ALLOW_LOCAL_REMOTES, upstream=upstream_from_environment()
+        ).with_allowed(_service_allowances(stored, bridges))
+        proxy = stack.enter_context(EgressProxy(policy))
+        for name, section in sections.items():
+            if remotes.transport(section["type"]) == "dial":
+                sections[name] = section | {_DIAL_PROXY_OPTION: proxy.hostport}
         secret_list = _secret_values(stored) + [b.password for b in bridges.values()]
         redact = _redactor(secret_list)
         # Whatever else logs during the step (the bridge, the APS client, an exception) is scrubbed of them too.
@@ -107,11 +119,11 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         config_path = workdir / "rclone.conf"
         try:
             rclone.write_encrypted_config(config_path, {n: _rclone_options(s) for n, s in sections.items()}, password)
-            command = _command(spec, config_path, workdir)
+            command = _command(spec, config_path, workdir) + ["--http-proxy", proxy.url]
             ctx.log(f"rclone {spec.mode} {spec.source} -> {spec.destination}" + (" (dry run)" if spec.dry_run else ""))
             if "--resync" in command:
                 ctx.log("bisync has no listings from an earlier run on this worker: --resync merges both sides")
-            exit_code = _run(ctx, command, _env(workdir, password), redact, stats)
+            exit_code = _run(ctx, command, _env(workdir, password) | proxy_environment(proxy), redact, stats)
         finally:
             _store_refreshed_tokens(ctx, spec.resource_id, stored, config_path, password)
         acc_errors = [error for bridge in bridges.values() for error in bridge.project.errors]
@@ -198,30 +210,34 @@ def _load_remotes(resource_id: int, names: set[str]) -> dict[str, dict]:
                 raise StepFailed(f"resource {resource_id} has no remote named {name!r} (addJobConfig stores them)")
         found.update(loaded)
         for settings_ in loaded.values():
-            if settings_["type"] in remotes.WRAPPER_TYPES:
+            if remotes.transport(settings_["type"]) == "wrapper":
                 wanted.add(settings_["remote"].split(":", 1)[0])
     for name, settings_ in found.items():
-        _check_reachable(name, settings_)
+        _check_runnable(name, settings_)
     return found | builtin
 
 
-def _check_reachable(name: str, settings_: dict) -> None:
-    """Refuses endpoints that resolve to this machine or a private network, now, just before rclone connects;
-    addJobConfig only sees literal addresses and names."""
-    if settings.CONFIGS_ALLOW_LOCAL_REMOTES:
-        return
-    if settings_["type"] in remotes.LOCAL_TYPES:
-        raise StepFailed(f"remote {name!r} would reach this server's own disk, which is disabled")
-    for option in filter(remotes.is_endpoint, settings_):
-        host = remotes.endpoint_host(settings_[option]).strip("[]")
-        if not host:
-            continue
-        try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-        except (OSError, UnicodeError):
-            continue  # rclone will report that it cannot resolve it
-        if any(not ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses):
-            raise StepFailed(f"remote {name!r}: {option} resolves to a private or loopback address, which is disabled")
+def _check_runnable(name: str, settings_: dict) -> None:
+    """The stored remote still passes the rules as they are now (a config stored under looser settings, or before an
+    option was reclassified, does not run); where it connects is checked again by the egress proxy."""
+    try:
+        remotes.check_remote(name, settings_, f"remote {name!r}")
+    except ValidationError as exc:
+        detail = next(iter(exc.message_dict.values()))[0] if hasattr(exc, "error_dict") else exc.messages[0]
+        raise StepFailed(f"remote {name!r}: {detail}") from None
+
+
+def _service_allowances(stored: dict[str, dict], bridges: dict[str, Bridge]) -> list[tuple[str, int]]:
+    """Destinations the service itself vouches for, which may be private: this step's ACC bridges, the APS host the
+    bridges redirect downloads to (APS_BASE_URL, the operator's), and the service's own storage (the `resource:`
+    remote on S3, e.g. a MinIO beside it)."""
+    urls = [settings.APS_BASE_URL] if bridges else []
+    urls += [e for e in [stored.get("resource-storage", {}).get("endpoint")] if e]
+    found = [("127.0.0.1", bridge.port) for bridge in bridges.values()]
+    for url in urls:
+        parts = urlsplit(url if "://" in url else f"https://{url}")
+        found.append((parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)))
+    return found
 
 
 def _rclone_options(settings_: dict) -> dict[str, str]:

@@ -2,6 +2,9 @@
 
 If nothing answers at REDIS_URL, a private redis-server is started on a free loopback port for this session
 (and said so), so a fresh machine needs nothing running beforehand but the redis-server binary.
+
+Without SECRET_KEY (or SECRET_KEY_FILE), the processes sign with the checkout's own random key, var/secret-key,
+made on first use (pointscene.keys); settings never make one, so deployments must bring theirs.
 """
 
 import os
@@ -14,6 +17,8 @@ import time
 from pathlib import Path
 
 import redis
+
+from pointscene.keys import ensure_dev_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +59,9 @@ def main() -> None:
         private, url = start_private_redis()
         print(f"Nothing answered at REDIS_URL; started a private redis-server at {url} for this session.")
     env["REDIS_URL"] = url
+    if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
+        var_dir = Path(env.get("VAR_DIR") or ROOT / "var")
+        env["SECRET_KEY_FILE"] = str(ensure_dev_secret_key(var_dir))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     port = env.setdefault("PORT", "8000")
     print(f"Scheduled-jobs service: http://127.0.0.1:{port}/graphql  (admin: http://127.0.0.1:{port}/admin/)")

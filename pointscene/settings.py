@@ -5,17 +5,50 @@ from pathlib import Path
 import dj_database_url
 
 from pointscene import logconfig
-from pointscene.env import env_bool, env_float, env_int, env_list, env_str
-from pointscene.keys import load_config_keys
+from pointscene.env import env_bool, env_float, env_int, env_list, env_networks, env_str
+from pointscene.keys import load_config_keys, load_secret_key, load_secret_key_fallbacks
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
-# A fixed development key is fine only because DEBUG-less deployments must set SECRET_KEY (see compose.yaml).
-SECRET_KEY = env_str("SECRET_KEY", "dev-only-insecure-secret-key-set-SECRET_KEY-in-production")
+
+# --- SECRET_KEY (issue 12, part 3): no default. From SECRET_KEY, else the file SECRET_KEY_FILE names, else (DEBUG=1
+# only) the checkout's var/secret-key that `make run`/`make setup` made; anything else stops the service. Short,
+# published or absent keys are refused (pointscene/keys.py). Older keys in SECRET_KEY_FALLBACKS still verify
+# signatures (sessions, log links) while a new key rolls out.
+SECRET_KEY = load_secret_key(env_str("SECRET_KEY"), env_str("SECRET_KEY_FILE"), VAR_DIR, debug=DEBUG)
+SECRET_KEY_FALLBACKS = load_secret_key_fallbacks(env_list("SECRET_KEY_FALLBACKS"))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# --- HTTPS and browser security headers (production settings, issue 12)
+# HTTPS=1 says clients reach the service over HTTPS only (TLS ends at a proxy in front, or at gunicorn): it turns on
+# the whole secure set below, each part of which can still be overridden on its own. Unset (`make run`, tests),
+# plain http works.
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+# Probes and scrapers call the service's port directly over plain http from inside the network (compose's
+# healthcheck /healthz, a load balancer's /readyz, Prometheus's /metrics): a redirect to the public https name
+# would fail them. Nothing there is readable without the operator's token.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# A year, subdomains included, and the preload directive. The directive alone enrolls nothing: someone must submit
+# the registrable domain to hstspreload.org, which takes only a bare domain (not jobs.example.com) serving it too.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", HTTPS)
+# Only when the proxy in front sets X-Forwarded-Proto itself, replacing any value a client sent: otherwise a client
+# could claim https, and TLS ending at the proxy would look like plain http (redirect loop) without it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO", False) else None
+# Not switchable: no page of this service is meant to be framed, sniffed into another type, or read by scripts
+# (the session cookie), over http or https alike.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin")
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -41,6 +74,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Token endpoint and admin login limits, before CSRF checks and password hashing (pointscene/ratelimit.py).
+    "pointscene.ratelimit.RateLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -123,6 +158,23 @@ GRAPHENE = {
     "ATOMIC_MUTATIONS": True,
 }
 
+# --- GraphQL limits (issue 12, part 5; pointscene/graphql/limits.py). Over one: 400 QUERY_TOO_COMPLEX, or 413
+# REQUEST_TOO_LARGE for the body, before anything runs. The defaults let every legitimate document through,
+# a 64 KiB workflow and a 64 KiB config written inline included (JSON-escaped, in the densest case).
+GRAPHQL_MAX_BODY_BYTES = env_int("GRAPHQL_MAX_BODY_BYTES", 1024 * 1024)
+GRAPHQL_MAX_TOKENS = env_int("GRAPHQL_MAX_TOKENS", 100_000)
+GRAPHQL_MAX_COMMENTS = env_int("GRAPHQL_MAX_COMMENTS", 1000)
+GRAPHQL_MAX_ALIASES = env_int("GRAPHQL_MAX_ALIASES", 50)
+GRAPHQL_MAX_DEPTH = env_int("GRAPHQL_MAX_DEPTH", 20)
+# Every field costs 1; a list multiplies the cost of what is selected under it by the factor. The largest
+# legitimate documents cost about 1,600 (every field of getScheduledJobs and its history), GraphiQL's introspection
+# query about 2,500.
+GRAPHQL_MAX_COST = env_int("GRAPHQL_MAX_COST", 5_000)
+GRAPHQL_LIST_COST_FACTOR = env_int("GRAPHQL_LIST_COST_FACTOR", 10)
+# Schema introspection and the GraphiQL page: on in development, off in production unless asked for.
+GRAPHQL_INTROSPECTION = env_bool("GRAPHQL_INTROSPECTION", DEBUG)
+GRAPHQL_GRAPHIQL = env_bool("GRAPHQL_GRAPHIQL", DEBUG)
+
 # --- OAuth 2.0 (django-oauth-toolkit)
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("OAUTH_ACCESS_TOKEN_EXPIRE_SECONDS", 14400),
@@ -134,6 +186,12 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     # The contract (examples/token.http) has existing clients on the password grant; RFC 9700 discourages it.
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": False,
+    # The rest of RFC 9700: the contract uses no implicit grant, no authorization-code flow (so no PKCE "plain" and
+    # no `iss` response parameter to omit) and sends tokens only in the Authorization header, never in a URL.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "SCOPES_BACKEND_CLASS": "jobs.oauth.InstanceScopes",
     "OAUTH2_VALIDATOR_CLASS": "jobs.oauth.Validator",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
@@ -203,12 +261,23 @@ CELERY_BEAT_SCHEDULE = {
 }
 JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)
-JOBS_LOG_URL_MAX_AGE = env_int("JOBS_LOG_URL_MAX_AGE", 3600)
+# Life of a signedLogUrl in seconds: minutes, since the link itself is the credential (it names its holder too).
+JOBS_LOG_URL_MAX_AGE = env_int("JOBS_LOG_URL_MAX_AGE", 300)
 JOBS_CANCEL_WAIT_SECONDS = env_int("JOBS_CANCEL_WAIT_SECONDS", 5)
 JOBS_HTTP_ALLOW_PRIVATE = env_bool("JOBS_HTTP_ALLOW_PRIVATE", False)
-# /metrics: scrapers send this as a bearer token; without one, only these networks may scrape.
+# Tenant egress (pointscene/core/egress.py): exact host:port destinations let through although private (an operator's
+# own S3 at 10.0.0.5:9000, a benchmark's loopback server), and DNS servers (host or host:port) that resolve tenants'
+# names instead of the system resolver.
+JOBS_EGRESS_ALLOW = env_list("JOBS_EGRESS_ALLOW", [])
+JOBS_EGRESS_DNS_SERVERS = env_list("JOBS_EGRESS_DNS_SERVERS", [])
+# --- http.request answers (issue 12, part 6): the most bytes of an answer a step reads (its maxResponseBytes may
+# only lower it; default 4 MiB or this, whichever is less). Bodies are streamed, never held whole.
+JOBS_HTTP_MAX_RESPONSE_BYTES = env_int("JOBS_HTTP_MAX_RESPONSE_BYTES", 16 * 1024 * 1024)
+# /metrics and /readyz's per-check details: the operator's bearer token (empty: nobody reads them). Networks
+# listed here may also scrape without it, but only requests that came through no proxy: behind a same-host reverse
+# proxy every client comes from 127.0.0.1, so none are trusted by default.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
 # /readyz asks the workers at most this often (seconds), waiting this long for an answer.
 HEALTH_WORKER_PING_CACHE = env_int("HEALTH_WORKER_PING_CACHE", 30)
 HEALTH_WORKER_PING_TIMEOUT = env_float("HEALTH_WORKER_PING_TIMEOUT", 1.0)
@@ -243,3 +312,28 @@ APS_CLIENT_SECRET = env_str("APS_CLIENT_SECRET", "")
 APS_UPLOAD_PART_BYTES = env_int("APS_UPLOAD_PART_BYTES", 100 * 1024 * 1024)
 # What workers keep between runs on their own disk (bisync's listings). Lost state costs a --resync, no data.
 JOBS_STATE_DIR = env_str("JOBS_STATE_DIR", str(VAR_DIR / "state"))
+
+# --- Rate limits (issue 12: accounts and tokens; pointscene/ratelimit.py). Fixed windows counted in Redis by
+# django-ratelimit; "count/period" (s, m, h, d; "20/5m"), empty disables one. Over a limit: 429 + Retry-After.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("RATELIMIT_REDIS_URL", REDIS_URL),
+        "KEY_PREFIX": env_str("RATELIMIT_KEY_PREFIX", JOBS_REDIS_PREFIX + "ratelimit"),
+        # A hung Redis must not hang every request: fail fast, and pass (see RATELIMIT_FAIL_OPEN).
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_FAIL_OPEN = True
+RATELIMIT_TOKEN_PER_CLIENT = env_str("RATELIMIT_TOKEN_PER_CLIENT", "30/m")
+RATELIMIT_TOKEN_PER_ADDRESS = env_str("RATELIMIT_TOKEN_PER_ADDRESS", "60/m")
+RATELIMIT_GRAPHQL_PER_PRINCIPAL = env_str("RATELIMIT_GRAPHQL_PER_PRINCIPAL", "600/m")
+RATELIMIT_GRAPHQL_PER_ADDRESS = env_str("RATELIMIT_GRAPHQL_PER_ADDRESS", "1200/m")
+RATELIMIT_ADMIN_LOGIN_PER_USERNAME = env_str("RATELIMIT_ADMIN_LOGIN_PER_USERNAME", "10/m")
+RATELIMIT_ADMIN_LOGIN_PER_ADDRESS = env_str("RATELIMIT_ADMIN_LOGIN_PER_ADDRESS", "30/m")
+# Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; none by default, so a client
+# cannot choose its own address. django-ratelimit's own "ip" key reads the same address.
+RATELIMIT_TRUSTED_PROXIES = env_list("RATELIMIT_TRUSTED_PROXIES", [])
+RATELIMIT_IP_META_KEY = "pointscene.ratelimit.client_address"

@@ -7,4 +7,6 @@ pytest_plugins = [
     "tests.fixtures.rclone",
     "tests.fixtures.leaks",
     "tests.fixtures.runs",
+    "tests.fixtures.canary",
+    "tests.fixtures.dns",
 ]

@@ -100,3 +100,13 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
 os.environ.setdefault("JOBS_REDIS_PREFIX", "pointscene-test:")
 os.environ.setdefault("REDBEAT_KEY_PREFIX", "pointscene-test:redbeat:")
 os.environ.setdefault("CELERY_QUEUE", "pointscene-test")
+# Settings have no default SECRET_KEY: each session (and the workers it starts) signs with its own random one.
+os.environ.setdefault("SECRET_KEY", os.urandom(48).hex())
+# The whole session talks from 127.0.0.1 with a few clients: production rate limits would throttle it. Tests of
+# the limits themselves lower them with the settings fixture.
+os.environ.setdefault("RATELIMIT_TOKEN_PER_CLIENT", "1000000/m")
+os.environ.setdefault("RATELIMIT_TOKEN_PER_ADDRESS", "1000000/m")
+os.environ.setdefault("RATELIMIT_GRAPHQL_PER_PRINCIPAL", "1000000/m")
+os.environ.setdefault("RATELIMIT_GRAPHQL_PER_ADDRESS", "1000000/m")
+os.environ.setdefault("RATELIMIT_ADMIN_LOGIN_PER_USERNAME", "1000000/m")
+os.environ.setdefault("RATELIMIT_ADMIN_LOGIN_PER_ADDRESS", "1000000/m")

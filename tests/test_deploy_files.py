@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import re
+import secrets
 import shlex
 import subprocess
 import sys
@@ -488,7 +489,7 @@ def test_it_keeps_what_the_build_needs_in_the_build_context(path):
 def test_it_collects_static_files_with_the_build_environment(tmp_path, with_key):
     """The Dockerfile's collectstatic step, run here: settings import only because the step brings its own key."""
     env = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    env |= {"CONFIGS_DEV_KEY": "0", "DEBUG": "0", "SECRET_KEY": "collectstatic-build-step-only"}
+    env |= {"CONFIGS_DEV_KEY": "0", "DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50)}
     env |= {"STATIC_ROOT": str(tmp_path / "static"), "VAR_DIR": str(tmp_path / "var")}
     env.pop("CONFIG_ENCRYPTION_KEYS", None)
     if with_key:

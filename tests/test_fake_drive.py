@@ -30,6 +30,7 @@ REMOTE = "gd"
 CHUNKED = ["--drive-upload-cutoff", "256k", "--drive-chunk-size", "256k"]
 MTIME = datetime(2024, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
 
+
 class Rclone:
     """Runs the real rclone against the fake: its own config file, HOME, and HTTPS_PROXY pointing at the proxy."""
 

@@ -5,6 +5,7 @@ from jobs import history
 from jobs.logs import signed_log_url
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
+from jobs.secret_args import public_workflow
 from pointscene.graphql.scalars import JSON
 
 MAX_NEXT_RUNS = 100
@@ -71,7 +72,8 @@ class JobHistory(graphene.ObjectType):
     log_path = graphene.String(description="Where the run's log is stored.")
     created_at = graphene.DateTime(required=True, description="When the run was recorded (UTC).")
     signed_log_url = graphene.String(
-        description="Time-limited URL that downloads the log without a token; null while there is no log."
+        description="Short-lived URL (JOBS_LOG_URL_MAX_AGE, 5 minutes by default) that downloads the log without a "
+        "token, for as long as this caller may still read the run's instance; null while there is no log."
     )
     status = graphene.Field(RunStatus, required=True, description="Where the run is in its life.")
     trigger = graphene.String(required=True, description="SCHEDULE or MANUAL.")
@@ -88,7 +90,8 @@ class JobHistory(graphene.ObjectType):
     def resolve_signed_log_url(row: JobHistoryModel, info) -> str | None:
         if not row.log_path:
             return None
-        return signed_log_url(row.pk, info.context)
+        # Issued to this caller: the download checks that it may still read the run's instance.
+        return signed_log_url(row, info.context, principal=info.context.principal)
 
     @staticmethod
     def resolve_status(row: JobHistoryModel, info) -> str:
@@ -123,7 +126,13 @@ class ScheduledJob(graphene.ObjectType):
     instance_id = graphene.ID(required=True, description="The instance the job belongs to.")
     name = graphene.String(description="A human-readable name.")
     description = graphene.String(description="What the job does.")
-    workflow = JSON(required=True, description="The workflow the job runs, exactly as last given.")
+    workflow = JSON(
+        required=True,
+        description="The workflow the job runs, as last given, except secret arguments: an http.request task's "
+        'secretHeaders show as a list of {"name", "isSet"}, never their values. To keep a stored secret header in a '
+        'new workflow (updateScheduledJob), give it as {"keep": true} in place of its value (same task name, type '
+        "and URL scheme, host and port); a string replaces it, and a header left out is removed.",
+    )
     frequency_type = graphene.Field(FrequencyType, required=True, description="How the schedule is given.")
     cron_expression = graphene.String(description="The cron expression, for CRON_BASED jobs.")
     interval_minutes = graphene.Int(description="Minutes between runs, for INTERVAL_BASED jobs.")
@@ -168,6 +177,10 @@ class ScheduledJob(graphene.ObjectType):
 
     class Meta:
         name = "ScheduledJob"
+
+    @staticmethod
+    def resolve_workflow(job: ScheduledJobModel, info) -> object:
+        return public_workflow(job.workflow)
 
     @staticmethod
     def resolve_overlap_policy(job: ScheduledJobModel, info) -> str:

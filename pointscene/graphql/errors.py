@@ -15,6 +15,11 @@ BAD_REQUEST = "BAD_REQUEST"
 GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL_ERROR = "INTERNAL_ERROR"
+RATE_LIMITED = "RATE_LIMITED"
+# A document over a parser, depth, alias or cost limit (HTTP 400); extensions.limit names the limit.
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+# A request body over GRAPHQL_MAX_BODY_BYTES (HTTP 413), refused before it is read.
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
 
 
 class ApiError(GraphQLError):

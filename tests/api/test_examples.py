@@ -104,7 +104,8 @@ def test_it_refuses_the_examples_without_a_token(live_server, ids):
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-def test_it_serves_graphiql_to_a_browser(live_server):
+def test_it_serves_graphiql_to_a_browser(live_server, settings):
+    settings.GRAPHQL_GRAPHIQL = True
     response = requests.get(f"{live_server.url}/graphql", headers={"Accept": "text/html"}, timeout=10)
 
     assert response.status_code == 200

@@ -937,7 +937,8 @@ def type_of(ref: dict) -> tuple[str, bool]:
 
 
 @pytest.fixture
-def schema(call) -> dict:
+def schema(call, settings) -> dict:
+    settings.GRAPHQL_INTROSPECTION = True
     status, body, text = call(INTROSPECT, {})
     assert status == 200, text
     assert "errors" not in body, text

@@ -62,7 +62,7 @@ def http_job(instance, http_server):
                 {
                     "name": "hook",
                     "type": "http.request",
-                    "args": {"url": http_server.url("/ok"), "headers": {"Authorization": f"Bearer {SECRET}"}},
+                    "args": {"url": http_server.url("/ok"), "secretHeaders": {"Authorization": f"Bearer {SECRET}"}},
                 }
             ]
         },

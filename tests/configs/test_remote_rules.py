@@ -10,7 +10,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from configs import remotes
+from configs import allowlist, remotes
 from configs.crypto import decrypt_json
 from configs.models import RemoteConfig
 from configs.services import add_job_config
@@ -259,7 +259,16 @@ def test_it_checks_the_token_of_every_type_that_has_one(resource, existing):
 # --------------------------------------------------------------------------- this server's own disk
 
 
-@pytest.mark.parametrize("remote_type", sorted(remotes.LOCAL_TYPES))
+LOCAL_OR_OTHER_TYPES = sorted(
+    name for name, rules in allowlist.rules().items() if rules.transport not in allowlist.OPEN_TRANSPORTS
+)
+
+
+def test_it_refuses_at_least_the_types_that_read_disk_or_dial_by_themselves():
+    assert {"local", "alias", "union", "memory", "smb", "hdfs", "storj"} <= set(LOCAL_OR_OTHER_TYPES)
+
+
+@pytest.mark.parametrize("remote_type", LOCAL_OR_OTHER_TYPES)
 def test_it_refuses_types_that_reach_this_servers_disk(remote_type, resource, existing, settings):
     settings.CONFIGS_ALLOW_LOCAL_REMOTES = False
 
@@ -419,23 +428,6 @@ def test_it_refuses_every_endpoint_option_on_this_server(settings_, field, resou
 )
 def test_it_accepts_public_endpoints(settings_, resource):
     assert accept(resource, {"r": settings_}) == {"r": settings_}
-
-
-@pytest.mark.parametrize(
-    ("value", "private"),
-    [
-        ("http://127.0.0.1:9000", True),
-        ("10.0.0.5", True),
-        ("[::1]", True),
-        ("localhost:9000", True),
-        ("minio.local", True),
-        ("", True),
-        ("https://s3.eu-north-1.amazonaws.com", False),
-        ("8.8.8.8:53", False),
-    ],
-)
-def test_it_tells_private_endpoints_from_public_ones(value, private):
-    assert remotes.is_private_endpoint(value) is private
 
 
 # --------------------------------------------------------------------------- values

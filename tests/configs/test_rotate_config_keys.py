@@ -53,7 +53,7 @@ def test_it_reencrypts_every_remote_under_the_newest_key(stored, old_key, settin
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
     before_settings = {pk: decrypt_json(token) for pk, token in stored.items()}
 
-    assert rotate() == {"rotated": 5, "webhookSecretsRotated": 0}
+    assert rotate() == {"rotated": 5, "webhookSecretsRotated": 0, "secretHeadersRotated": 0}
 
     after = ciphertexts()
     assert set(after) == set(stored)
@@ -94,7 +94,7 @@ def test_it_rotates_in_batches_of_one(old_key, settings, resource):
     key = new_key()
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
 
-    assert rotate("--batch-size", "1") == {"rotated": 3, "webhookSecretsRotated": 0}
+    assert rotate("--batch-size", "1") == {"rotated": 3, "webhookSecretsRotated": 0, "secretHeadersRotated": 0}
 
     after = ciphertexts()
     assert all(after[pk] != before[pk] for pk in before)
@@ -108,13 +108,13 @@ def test_it_takes_the_batch_size_as_a_keyword_too(stored, old_key, settings):
 
     call_command("rotate_config_keys", batch_size=2, stdout=out)
 
-    assert json.loads(out.getvalue()) == {"rotated": 5, "webhookSecretsRotated": 0}
+    assert json.loads(out.getvalue()) == {"rotated": 5, "webhookSecretsRotated": 0, "secretHeadersRotated": 0}
 
 
 def test_it_rotates_nothing_when_there_is_nothing(settings):
     settings.CONFIG_ENCRYPTION_KEYS = [new_key()]
 
-    assert rotate() == {"rotated": 0, "webhookSecretsRotated": 0}
+    assert rotate() == {"rotated": 0, "webhookSecretsRotated": 0, "secretHeadersRotated": 0}
 
 
 def test_it_can_run_again_under_the_same_keys(stored, old_key, settings, resource):
@@ -122,7 +122,7 @@ def test_it_can_run_again_under_the_same_keys(stored, old_key, settings, resourc
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
     rotate()
 
-    assert rotate() == {"rotated": 5, "webhookSecretsRotated": 0}
+    assert rotate() == {"rotated": 5, "webhookSecretsRotated": 0, "secretHeadersRotated": 0}
 
     settings.CONFIG_ENCRYPTION_KEYS = [key]
     assert len(get_job_config(resource)) == 4
@@ -202,7 +202,7 @@ def test_it_reencrypts_webhook_secrets_too(old_key, settings, instance):
     key = new_key()
     settings.CONFIG_ENCRYPTION_KEYS = [key, old_key]
 
-    assert rotate() == {"rotated": 0, "webhookSecretsRotated": 1}
+    assert rotate() == {"rotated": 0, "webhookSecretsRotated": 1, "secretHeadersRotated": 0}
 
     token = ScheduledJob.objects.get(pk=job.pk).webhook_secret
     assert MultiFernet([Fernet(key)]).decrypt(token.encode()) == b"webhook-secret-0123456789"

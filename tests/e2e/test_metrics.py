@@ -8,13 +8,14 @@ import pytest
 
 from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus
-from tests.jobs.test_metrics import sample, scrape
+from tests.jobs.test_metrics import TOKEN, sample, scrape
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_workers_runs_show_in_the_scrape(processes, client, instance, http_server, settings):
     settings.JOBS_HTTP_ALLOW_PRIVATE = True
+    settings.METRICS_TOKEN = TOKEN
     job = services.create_job(
         instance=instance,
         workflow={"tasks": [{"name": "ping", "type": "http.request", "args": {"url": http_server.url("/ok")}}]},

@@ -14,6 +14,12 @@ pytestmark = pytest.mark.usefixtures("clean_redis")
 @pytest.fixture(autouse=True)
 def _quick_ping(settings):
     settings.HEALTH_WORKER_PING_TIMEOUT = 0.2
+    # The per-check details are for the operator's token (tests/security/test_ops_endpoints.py).
+    settings.METRICS_TOKEN = "operator-0123456789"
+
+
+def readyz(client):
+    return client.get("/readyz", HTTP_AUTHORIZATION="Bearer operator-0123456789")
 
 
 def test_it_answers_healthz_without_asking_anything(client, db, django_assert_num_queries):
@@ -25,7 +31,7 @@ def test_it_answers_healthz_without_asking_anything(client, db, django_assert_nu
 
 
 def test_it_is_not_ready_without_a_beat_or_a_worker_and_says_why(client, db):
-    response = client.get("/readyz")
+    response = readyz(client)
 
     assert response.status_code == 503
     body = response.json()
@@ -43,13 +49,13 @@ def test_it_counts_a_reconcile_older_than_twice_the_period_as_stale(client, db, 
     stale = datetime.now(UTC) - timedelta(seconds=200)
     redis_client().set(marker_key(), stale.isoformat())
 
-    body = client.get("/readyz").json()
+    body = readyz(client).json()
 
     assert body["checks"]["schedule"]["ok"] is False
     assert "limit 180 s" in body["checks"]["schedule"]["detail"]
 
     redis_client().set(marker_key(), datetime.now(UTC).isoformat())
-    assert client.get("/readyz").json()["checks"]["schedule"]["ok"] is True
+    assert readyz(client).json()["checks"]["schedule"]["ok"] is True
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])

@@ -2,6 +2,7 @@
 
 import boto3
 import pytest
+from django.contrib.auth import get_user_model
 from moto.server import ThreadedMotoServer
 
 from jobs import runner
@@ -64,6 +65,7 @@ def test_it_writes_run_logs_to_the_bucket_and_serves_them_by_signed_link(s3_stor
     assert run.status == RunStatus.SUCCEEDED
     stored = s3_storage.get_object(Bucket=BUCKET, Key=run.log_path)["Body"].read().decode()
     assert "[list] resource.input started" in stored
-    response = client.get(signed_log_url(run.pk))
+    client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-password-123"))
+    response = client.get(signed_log_url(run))  # an operator's link: it opens in a staff session
     assert response.status_code == 200
     assert b"".join(response.streaming_content).decode() == stored

@@ -9,7 +9,15 @@ import pytest
 from jobs import runner, services
 from jobs.models import FrequencyType
 
-pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed")
+pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed", "metrics_token")
+
+# The operator's scraper token: /metrics answers no one without it (tests/security/test_ops_endpoints.py).
+TOKEN = "scrape-me-0123456789"
+
+
+@pytest.fixture
+def metrics_token(settings):
+    settings.METRICS_TOKEN = TOKEN
 
 
 def sample(text: str, name: str, **labels) -> float:
@@ -26,7 +34,7 @@ def sample(text: str, name: str, **labels) -> float:
 
 
 def scrape(client, **extra) -> str:
-    response = client.get("/metrics", **extra)
+    response = client.get("/metrics", **{"HTTP_AUTHORIZATION": f"Bearer {TOKEN}", **extra})
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain")
     return response.content.decode()
@@ -69,13 +77,13 @@ def test_it_moves_the_run_counters_and_histograms(client, instance, http_server)
 def test_it_refuses_scrapers_from_elsewhere(client, db):
     response = client.get("/metrics", REMOTE_ADDR="203.0.113.9")
 
-    assert response.status_code == 403
+    assert response.status_code == 401
     assert b"pointscene_" not in response.content
 
 
 def test_it_takes_a_bearer_token_when_one_is_set(client, db, settings):
     settings.METRICS_TOKEN = "scrape-me-0123456789"
 
-    assert client.get("/metrics").status_code == 403  # loopback alone is no longer enough
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert client.get("/metrics").status_code == 401  # loopback alone is not enough
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "pointscene_active_jobs" in scrape(client, HTTP_AUTHORIZATION="Bearer scrape-me-0123456789")

@@ -8,10 +8,8 @@ import json
 import shutil
 import threading
 import time
-from ipaddress import ip_address
 
 import pytest
-import requests_hardened.ip_filter
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
@@ -186,7 +184,7 @@ def test_it_refuses_private_loopback_and_link_local_targets_by_default(private_r
     url = url.format(port=http_server.port)
     started = time.monotonic()
 
-    with pytest.raises(StepFailed, match=r"private or loopback address") as failure:
+    with pytest.raises(StepFailed, match=r"destination not allowed") as failure:
         http({"url": url, "timeoutSeconds": 2})
 
     assert time.monotonic() - started < 2  # refused before connecting, not after a timeout
@@ -194,38 +192,24 @@ def test_it_refuses_private_loopback_and_link_local_targets_by_default(private_r
     assert http_server.requests == []
 
 
-def test_it_refuses_a_redirect_from_a_public_host_to_loopback(private_refused, http_server, monkeypatch):
-    """The first hop is a 'public' host (a made-up name the filter is told is 93.184.216.34, but whose connection
-    lands on the local server); it redirects to 127.0.0.1, which must be refused before anything is sent there."""
-    real = requests_hardened.ip_filter.get_ip_address
+def test_it_refuses_a_redirect_from_an_allowed_host_to_loopback(private_refused, http_server, canary, settings):
+    """The first hop is let through by name (an operator's exception); it redirects to the loopback canary, which must
+    be refused before anything is sent there."""
+    settings.JOBS_EGRESS_ALLOW = [f"127.0.0.1:{http_server.port}"]
+    target = f"http://127.0.0.1:{canary.port}/"
 
-    def resolve(hostname, port, allow_loopback):
-        if hostname == "public.example.test":
-            return ip_address("127.0.0.1"), port  # connect locally, but pass the filter as a public address would
-        return real(hostname, port, allow_loopback)
+    with pytest.raises(StepFailed, match=r"destination not allowed"):
+        http({"url": http_server.url(f"/redirect?to={target}")})
 
-    monkeypatch.setattr(requests_hardened.ip_filter, "get_ip_address", resolve)
-    loopback = http_server.url("/ok")
-    public = f"http://public.example.test:{http_server.port}/redirect?to={loopback}"
-
-    with pytest.raises(StepFailed, match=r"private or loopback address"):
-        http({"url": public})
-
-    assert http_server.paths() == [f"/redirect?to={loopback}"]  # the public hop only; /ok was never requested
+    assert http_server.paths() == [f"/redirect?to={target}"]
 
 
-def test_it_refuses_a_name_that_resolves_to_loopback(private_refused, http_server, monkeypatch):
-    import socket
+def test_it_refuses_a_name_that_resolves_to_loopback(private_refused, http_server, fake_dns):
+    fake_dns.set("rebind.example.com", "93.184.215.14", "127.0.0.1")
+    fake_dns.answers["rebind.example.com"].pop(0)  # the public answer went to an earlier check
 
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, *args, **kwargs):
-        return real("127.0.0.1" if host == "rebind.example.test" else host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-    with pytest.raises(StepFailed, match=r"private or loopback address"):
-        http({"url": f"http://rebind.example.test:{http_server.port}/ok"})
+    with pytest.raises(StepFailed, match=r"destination not allowed"):
+        http({"url": f"http://rebind.example.com:{http_server.port}/ok"})
 
     assert http_server.requests == []
 

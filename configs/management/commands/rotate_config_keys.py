@@ -1,13 +1,14 @@
 from configs import services
 from jobs import services as job_services
 from jobs.management.commands._json import JsonCommand
+from jobs.secret_args import rotate_secret_values
 
 
 class Command(JsonCommand):
     help = (
         "Re-encrypts every stored remote under the newest key in CONFIG_ENCRYPTION_KEYS, while the service runs. "
         "Put the new key first, keep the old ones after it until this has run on every deployment, then drop them. "
-        'Prints {"rotated": <remote rows>, "webhookSecretsRotated": <jobs>}.'
+        'Prints {"rotated": <remote rows>, "webhookSecretsRotated": <jobs>, "secretHeadersRotated": <jobs>}.'
     )
 
     def add_arguments(self, parser):
@@ -17,4 +18,5 @@ class Command(JsonCommand):
         return {
             "rotated": services.rotate_keys(batch_size=batch_size),
             "webhookSecretsRotated": job_services.rotate_webhook_secrets(batch_size=batch_size),
+            "secretHeadersRotated": rotate_secret_values(batch_size=batch_size),
         }

@@ -1,0 +1,302 @@
+"""Where tenant-steered connections are made: one policy, checked after DNS at connect time, for every connection.
+
+`EgressPolicy.connect(host, port)` resolves a name once, refuses unless every address is public
+(pointscene.core.addresses), and connects to the address it checked, so a name cannot resolve to a public address
+for the check and to loopback for the connection (DNS rebinding). Two ways in, one decision:
+
+- in this process (http.request steps, webhooks): `egress_session()` in jobs/outbound.py connects through
+  `EgressPolicy.connect`;
+- for rclone, which is another process, `EgressProxy` serves SOCKS5 (RFC 1928, CONNECT only, no auth) on loopback
+  for the length of one step. rclone's HTTP client is pointed at it with `--http-proxy socks5://...` (every
+  connection, redirects, retries, multipart parts and token refreshes included; Go then never resolves the name
+  itself), clients built on Go's default transport through ALL_PROXY/HTTPS_PROXY, and sftp/ftp through their
+  `socks_proxy` option.
+
+Every refusal reads "destination not allowed", whether the name did not resolve, resolved to a private address or
+the port is closed: a tenant learns nothing about the worker's network from a failed run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import dns.resolver
+
+from pointscene.core.addresses import Address, NotAllowed, is_public, parse_host
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 15.0
+_BUFFER = 256 * 1024
+Resolver = Callable[[str, int], list[Address]]
+
+
+def system_resolver(host: str, port: int) -> list[Address]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+def dns_resolver(servers: list[str]) -> Resolver:
+    """Resolution through the given DNS servers (host or host:port), A and AAAA, for operators who point
+    workers' tenant traffic at a resolver of their own (JOBS_EGRESS_DNS_SERVERS)."""
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [s.rsplit(":", 1)[0] if s.count(":") == 1 else s for s in servers]
+    ports = {int(s.rsplit(":", 1)[1]) for s in servers if s.count(":") == 1}
+    if ports:
+        resolver.port = ports.pop()
+    resolver.lifetime = 5.0
+
+    def resolve(host: str, port: int) -> list[Address]:
+        found: list[Address] = []
+        for kind in ("A", "AAAA"):
+            try:
+                found += [ipaddress.ip_address(r.to_text()) for r in resolver.resolve(host, kind, search=False)]
+            except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
+                continue
+        if not found:
+            raise OSError(f"{host} does not resolve")
+        return found
+
+    return resolve
+
+
+@dataclass(frozen=True)
+class EgressPolicy:
+    """Who may be connected to on a tenant's behalf.
+
+    allow_private: the single-tenant switch (CONFIGS_ALLOW_LOCAL_REMOTES / JOBS_HTTP_ALLOW_PRIVATE): any address.
+    allowed: exact (host, port) pairs the service itself vouches for (the ACC bridge of this step, the service's own
+        storage, operator exceptions in JOBS_EGRESS_ALLOW), matched against the host as requested.
+    upstream: an operator's HTTP CONNECT proxy (the worker's HTTPS_PROXY) to reach the internet through; it then
+        resolves names itself, so only literal addresses are checked here.
+    """
+
+    allow_private: bool = False
+    allowed: frozenset[tuple[str, int]] = frozenset()
+    upstream: str = ""
+    resolver: Resolver = field(default=system_resolver, compare=False)
+
+    def with_allowed(self, pairs: Iterable[tuple[str, int]]) -> EgressPolicy:
+        return EgressPolicy(
+            self.allow_private, self.allowed | {(h.lower(), p) for h, p in pairs}, self.upstream, self.resolver
+        )
+
+    def addresses(self, host: str, port: int) -> list[Address]:
+        """The checked addresses to connect to for host:port, or NotAllowed."""
+        allowed = (host.lower().strip("[]"), port) in self.allowed
+        try:
+            parsed = parse_host(host)
+        except NotAllowed:
+            if not (allowed or self.allow_private):
+                raise
+            parsed = None
+        if parsed is not None and parsed.address is not None:
+            found = [parsed.address]
+        else:
+            try:
+                found = self.resolver(host, port)
+            except (OSError, UnicodeError, ValueError):
+                raise NotAllowed() from None
+        if not found or not (allowed or self.allow_private or all(is_public(a) for a in found)):
+            raise NotAllowed()
+        return found
+
+    def connect(self, host: str, port: int, timeout: float | None = CONNECT_TIMEOUT) -> socket.socket:
+        """A connected socket to host:port, to an address this policy checked; NotAllowed otherwise (also when the
+        destination is refused only by the network, so that a closed port reads like a forbidden one)."""
+        if not 0 < port < 65536:
+            raise NotAllowed()
+        if self.upstream and (host.lower().strip("[]"), port) not in self.allowed:
+            return self._via_upstream(host, port, timeout)
+        for address in self.addresses(host, port):
+            try:
+                return socket.create_connection((str(address), port), timeout=timeout)
+            except OSError:
+                continue
+        raise NotAllowed()
+
+    def _via_upstream(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        try:
+            literal = parse_host(host).address
+        except NotAllowed:
+            if not self.allow_private:
+                raise
+            literal = None
+        if literal is not None and not (self.allow_private or is_public(literal)):
+            raise NotAllowed()
+        proxy = urlsplit(self.upstream)
+        try:
+            sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout)
+        except OSError:
+            raise NotAllowed() from None
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer and len(answer) < 16384:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+        if not answer.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+            sock.close()
+            raise NotAllowed()
+        return sock
+
+
+class EgressProxy:
+    """A SOCKS5 server on 127.0.0.1 whose every CONNECT goes through `policy.connect`. One per rclone step:
+    `with EgressProxy(policy) as proxy: ... proxy.url ...`."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        self.policy = policy
+        self.refused = 0
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self._listener.getsockname()[1]
+        self._closed = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="egress-proxy", daemon=True)
+
+    @property
+    def hostport(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"socks5://{self.hostport}"
+
+    def __enter__(self) -> EgressProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for sock in list(self._open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), name="egress-conn", daemon=True).start()
+
+    def _track(self, sock: socket.socket, add: bool) -> None:
+        with self._lock:
+            (self._open.add if add else self._open.discard)(sock)
+
+    def _serve(self, client: socket.socket) -> None:
+        self._track(client, True)
+        upstream = None
+        try:
+            client.settimeout(30)
+            host, port = _socks_request(client)
+            try:
+                upstream = self.policy.connect(host, port)
+            except NotAllowed:
+                self.refused += 1
+                # 0x02: "connection not allowed by ruleset", the same for every refused destination.
+                client.sendall(b"\x05\x02\x00\x01\x00\x00\x00\x00\x00\x00")
+                return
+            self._track(upstream, True)
+            client.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
+            client.settimeout(None)
+            upstream.settimeout(None)
+            _relay(client, upstream)
+        except (OSError, ValueError):
+            return
+        finally:
+            for sock in (client, upstream):
+                if sock is not None:
+                    self._track(sock, False)
+                    sock.close()
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ValueError("client closed")
+        data += chunk
+    return data
+
+
+def _socks_request(client: socket.socket) -> tuple[str, int]:
+    """Reads a SOCKS5 greeting (answering "no authentication") and a CONNECT request: the requested host, port."""
+    version, count = _recv_exact(client, 2)
+    methods = _recv_exact(client, count)
+    if version != 5 or 0 not in methods:
+        client.sendall(b"\x05\xff")
+        raise ValueError("not SOCKS5 without authentication")
+    client.sendall(b"\x05\x00")
+    version, command, _, kind = _recv_exact(client, 4)
+    if kind == 1:
+        host = str(ipaddress.IPv4Address(_recv_exact(client, 4)))
+    elif kind == 4:
+        host = str(ipaddress.IPv6Address(_recv_exact(client, 16)))
+    elif kind == 3:
+        host = _recv_exact(client, _recv_exact(client, 1)[0]).decode("idna")
+    else:
+        raise ValueError("unknown address type")
+    (port,) = struct.unpack("!H", _recv_exact(client, 2))
+    if version != 5 or command != 1:
+        client.sendall(b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00")  # command not supported
+        raise ValueError("only CONNECT")
+    return host, port
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    """Copies bytes both ways until both sides are done; half-closes pass through (HTTP/1.0, FTP data)."""
+    other = threading.Thread(target=_pump, args=(b, a), name="egress-pump", daemon=True)
+    other.start()
+    _pump(a, b)
+    other.join()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    buffer = memoryview(bytearray(_BUFFER))
+    try:
+        while True:
+            n = source.recv_into(buffer)
+            if not n:
+                break
+            sink.sendall(buffer[:n])
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def proxy_environment(proxy: EgressProxy) -> dict[str, str]:
+    """Environment that sends clients built on Go's default transport through the proxy too (Go reads
+    socks5:// in these variables). Loopback literals skip such proxies in Go, which is why literal addresses are
+    also refused before rclone starts."""
+    return {name: proxy.url for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy")} | {
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+
+
+def upstream_from_environment() -> str:
+    """The operator's own proxy for the worker (HTTPS_PROXY), which tenant traffic then goes through."""
+    return os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy") or ""
