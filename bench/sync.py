@@ -292,7 +292,9 @@ def configure_environment(redis_url: str, workdir: Path) -> None:
         MEDIA_ROOT=str(workdir / "media"),
         CONFIG_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         CONFIGS_DEV_KEY="0",
-        CONFIGS_ALLOW_LOCAL_REMOTES="1",
+        # The tenant rules as in production: the loopback S3 server is let through by an explicit exception
+        # (JOBS_EGRESS_ALLOW, set once the server has its port), so every byte still crosses the egress proxy.
+        CONFIGS_ALLOW_LOCAL_REMOTES="0",
         JOBS_REDIS_PREFIX="syncbench:",
         REDBEAT_KEY_PREFIX="syncbench:redbeat:",
         CELERY_QUEUE="syncbench",
@@ -475,10 +477,23 @@ class Bench:
             services.delete_instance(old)  # left by an earlier run (the lock in main() rules out a running one)
         self.instance = services.create_instance("syncbench")
         self.resource = services.create_resource(self.instance, "syncbench")
-        configs.add_job_config(self.resource, {"here": {"type": "local"}, "bench": self.server.remote()})
+        from django.conf import settings
+        from django.core.files.storage import default_storage
+
+        from jobs.storage import resource_area
+
+        exception = f"127.0.0.1:{self.server.port}"
+        os.environ["JOBS_EGRESS_ALLOW"] = exception  # the worker and beat, started after this
+        settings.JOBS_EGRESS_ALLOW = [exception]
+        configs.add_job_config(self.resource, {"bench": self.server.remote()})
         from configs.services import remotes_for_run
 
-        self.sections = remotes_for_run(self.resource.pk, {"here", "bench"})
+        # The job reads the tree from the resource's own area (`resource:tree`); bare rclone reads the same folder.
+        area = Path(default_storage.path(resource_area(self.resource.pk))) / "tree"
+        area.parent.mkdir(parents=True, exist_ok=True)
+        self.tree.rename(area)
+        self.tree = area
+        self.sections = remotes_for_run(self.resource.pk, {"bench"}) | {"here": {"type": "local"}}
 
     def start_celery(self) -> None:
         env = dict(os.environ)
@@ -594,7 +609,7 @@ class Bench:
         task = {
             "name": "sync",
             "type": "rclone.sync",
-            "args": {"resourceId": str(self.resource.pk), "remotes": [f"here:{self.tree}", destination]},
+            "args": {"resourceId": str(self.resource.pk), "remotes": ["resource:tree", destination]},
         }
         if self.args.verbose:
             task["args"]["verbose"] = True

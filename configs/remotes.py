@@ -11,6 +11,7 @@ under looser settings, or before an option was reclassified, cannot run.
 import json
 import re
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +20,7 @@ from configs import allowlist, rclone
 from jobs import errors
 from jobs.tasktypes.args import REMOTE_NAME
 from pointscene.core.addresses import NotAllowed, check_public, is_host_part, parse_endpoint
+from pointscene.core.egress import parse_allowances
 
 # Our own remote type: an Autodesk Construction Cloud project, served to rclone by the worker.
 ACC_OPTIONS = {
@@ -212,7 +214,9 @@ def _check_allowed(remote_type: str, option: str, value: str, path: str, allow_l
         )
     if kind in allowlist.ADDRESS_CLASSES and value:
         try:
-            check_public(parse_endpoint(value))
+            host = parse_endpoint(value) if not _operator_exception(value) else None
+            if host is not None:
+                check_public(host)
         except NotAllowed:
             raise errors.invalid(
                 path,
@@ -220,6 +224,16 @@ def _check_allowed(remote_type: str, option: str, value: str, path: str, allow_l
                 "destination not allowed: a public host name or address, written plainly (scheme://host:port/path "
                 "or host:port)",
             ) from None
+
+
+def _operator_exception(value: str) -> bool:
+    """Whether an endpoint is one the operator let through by exact host:port (JOBS_EGRESS_ALLOW)."""
+    parts = urlsplit(value if "://" in value else f"//{value}")
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return False
+    return ((parts.hostname or "").lower(), port) in parse_allowances(settings.JOBS_EGRESS_ALLOW)
 
 
 def _check_type_rules(remote_type: str, settings_: dict, known: dict, field: str) -> None:

@@ -139,8 +139,8 @@ def _send(job: ScheduledJob, event: str, run_id: int | None, secret: str) -> int
             response = session.post(job.webhook_url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
     except RefusedAddress:
         log.warning(
-            "webhook of job %s (%s): the URL resolves to a private or loopback address, which this server does not "
-            "call; nothing sent",
+            "webhook of job %s (%s): destination not allowed (a private or unresolvable address; "
+            "JOBS_HTTP_ALLOW_PRIVATE=1 allows private ones); nothing sent",
             job_id,
             event,
         )

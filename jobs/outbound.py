@@ -13,9 +13,10 @@ from django.conf import settings
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from pointscene.core.addresses import NotAllowed
-from pointscene.core.egress import EgressPolicy, dns_resolver, system_resolver
+from pointscene.core.egress import EgressPolicy, dns_resolver, parse_allowances, system_resolver
 
 USER_AGENT = "pointscene-scheduled-jobs"
 # What a refused target raises from a request: its text is "destination not allowed", whatever the reason.
@@ -24,14 +25,10 @@ RefusedAddress = NotAllowed
 
 def tenant_policy(*, allow_private: bool, upstream: str = "") -> EgressPolicy:
     """The egress policy for connections a tenant steers, from the operator's settings."""
-    allowed = set()
-    for entry in settings.JOBS_EGRESS_ALLOW:
-        host, _, port = entry.rpartition(":")
-        allowed.add((host.strip("[]").lower(), int(port)))
     servers = settings.JOBS_EGRESS_DNS_SERVERS
     return EgressPolicy(
         allow_private=allow_private,
-        allowed=frozenset(allowed),
+        allowed=parse_allowances(settings.JOBS_EGRESS_ALLOW),
         upstream=upstream,
         resolver=dns_resolver(servers) if servers else system_resolver,
     )
@@ -50,7 +47,15 @@ class _PolicyAdapter(HTTPAdapter):
 
         def new_conn(connection: HTTPConnection):
             timeout = connection.timeout if isinstance(connection.timeout, int | float) else None
-            return policy.connect(connection._dns_host, connection.port, timeout=timeout)
+            try:
+                return policy.connect(connection._dns_host, connection.port, timeout=timeout)
+            except TimeoutError:
+                raise ConnectTimeoutError(connection, "connection timed out") from None
+            except NotAllowed:
+                raise
+            except OSError as exc:
+                # As urllib3's own connections report it (requests.ConnectionError, which callers may retry).
+                raise NewConnectionError(connection, f"failed to connect: {type(exc).__name__}") from None
 
         http_conn = type("EgressHTTPConnection", (HTTPConnection,), {"_new_conn": new_conn})
         https_conn = type("EgressHTTPSConnection", (HTTPSConnection,), {"_new_conn": new_conn})

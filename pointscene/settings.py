@@ -5,6 +5,7 @@ from pathlib import Path
 import dj_database_url
 
 from pointscene import logconfig
+from pointscene.core.egress import parse_allowances
 from pointscene.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 from pointscene.keys import load_config_keys, load_secret_key, load_secret_key_fallbacks
 
@@ -269,6 +270,7 @@ JOBS_HTTP_ALLOW_PRIVATE = env_bool("JOBS_HTTP_ALLOW_PRIVATE", False)
 # own S3 at 10.0.0.5:9000, a benchmark's loopback server), and DNS servers (host or host:port) that resolve tenants'
 # names instead of the system resolver.
 JOBS_EGRESS_ALLOW = env_list("JOBS_EGRESS_ALLOW", [])
+parse_allowances(JOBS_EGRESS_ALLOW)  # a malformed entry stops the service at start-up
 JOBS_EGRESS_DNS_SERVERS = env_list("JOBS_EGRESS_DNS_SERVERS", [])
 # --- http.request answers (issue 12, part 6): the most bytes of an answer a step reads (its maxResponseBytes may
 # only lower it; default 4 MiB or this, whichever is less). Bodies are streamed, never held whole.

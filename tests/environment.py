@@ -110,3 +110,5 @@ os.environ.setdefault("RATELIMIT_GRAPHQL_PER_PRINCIPAL", "1000000/m")
 os.environ.setdefault("RATELIMIT_GRAPHQL_PER_ADDRESS", "1000000/m")
 os.environ.setdefault("RATELIMIT_ADMIN_LOGIN_PER_USERNAME", "1000000/m")
 os.environ.setdefault("RATELIMIT_ADMIN_LOGIN_PER_ADDRESS", "1000000/m")
+# Rate-limit counters live in their own database of the test Redis, so tests that count keys see only the schedule's.
+os.environ.setdefault("RATELIMIT_REDIS_URL", os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/1")

@@ -12,8 +12,10 @@ for the check and to loopback for the connection (DNS rebinding). Two ways in, o
   itself), clients built on Go's default transport through ALL_PROXY/HTTPS_PROXY, and sftp/ftp through their
   `socks_proxy` option.
 
-Every refusal reads "destination not allowed", whether the name did not resolve, resolved to a private address or
-the port is closed: a tenant learns nothing about the worker's network from a failed run.
+Every refusal reads "destination not allowed", whether the name did not resolve or resolved to a private address,
+and it comes before any connection is tried, so an open and a closed private port read alike: a tenant learns
+nothing about the worker's network from a failed run. Only a destination that passed the check (public) can fail
+as "connection refused".
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 15.0
 _BUFFER = 256 * 1024
 Resolver = Callable[[str, int], list[Address]]
+
+
+def parse_host_or_none(host: str):
+    try:
+        return parse_host(host)
+    except NotAllowed:
+        return None
 
 
 def system_resolver(host: str, port: int) -> list[Address]:
@@ -76,8 +85,8 @@ class EgressPolicy:
     allow_private: the single-tenant switch (CONFIGS_ALLOW_LOCAL_REMOTES / JOBS_HTTP_ALLOW_PRIVATE): any address.
     allowed: exact (host, port) pairs the service itself vouches for (the ACC bridge of this step, the service's own
         storage, operator exceptions in JOBS_EGRESS_ALLOW), matched against the host as requested.
-    upstream: an operator's HTTP CONNECT proxy (the worker's HTTPS_PROXY) to reach the internet through; it then
-        resolves names itself, so only literal addresses are checked here.
+    upstream: an operator's HTTP CONNECT proxy (the worker's HTTPS_PROXY) to reach the internet through; it is
+        asked for the checked address, never the name (allowed pairs go by name).
     """
 
     allow_private: bool = False
@@ -111,34 +120,38 @@ class EgressPolicy:
         return found
 
     def connect(self, host: str, port: int, timeout: float | None = CONNECT_TIMEOUT) -> socket.socket:
-        """A connected socket to host:port, to an address this policy checked; NotAllowed otherwise (also when the
-        destination is refused only by the network, so that a closed port reads like a forbidden one)."""
+        """A connected socket to host:port, to an address this policy checked. NotAllowed when the destination is
+        refused (before any connection is tried, so an open and a closed private port read alike); OSError when a
+        checked destination does not answer, which says nothing about the worker's own network.
+
+        With an upstream proxy, public destinations go through it, asked for the checked address rather than the
+        name (it would resolve the name again, and its own rules may let private destinations through; TLS still
+        verifies the name, since the client's handshake runs inside the tunnel). Private destinations this policy
+        lets through (the service's own, or any in single-tenant mode) are connected to directly, as NO_PROXY would.
+        """
         if not 0 < port < 65536:
             raise NotAllowed()
-        if self.upstream and (host.lower().strip("[]"), port) not in self.allowed:
-            return self._via_upstream(host, port, timeout)
-        for address in self.addresses(host, port):
+        try:
+            found = self.addresses(host, port)
+        except NotAllowed:
+            if self.upstream and self.allow_private and parse_host_or_none(host) is not None:
+                return self._via_upstream(host, port, timeout)  # single-tenant: the upstream may know the name
+            raise
+        public = [a for a in found if is_public(a)]
+        if self.upstream and public:
+            return self._via_upstream(host if self.allow_private else str(public[0]), port, timeout)
+        failure: OSError = OSError(f"could not connect to {host}:{port}")
+        for address in found:
             try:
                 return socket.create_connection((str(address), port), timeout=timeout)
-            except OSError:
-                continue
-        raise NotAllowed()
+            except OSError as exc:
+                failure = exc
+        raise failure
 
-    def _via_upstream(self, host: str, port: int, timeout: float | None) -> socket.socket:
-        try:
-            literal = parse_host(host).address
-        except NotAllowed:
-            if not self.allow_private:
-                raise
-            literal = None
-        if literal is not None and not (self.allow_private or is_public(literal)):
-            raise NotAllowed()
+    def _via_upstream(self, target_host: str, port: int, timeout: float | None) -> socket.socket:
         proxy = urlsplit(self.upstream)
-        try:
-            sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout)
-        except OSError:
-            raise NotAllowed() from None
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout=timeout)
+        target = f"[{target_host}]:{port}" if ":" in target_host else f"{target_host}:{port}"
         sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
         answer = b""
         while b"\r\n\r\n" not in answer and len(answer) < 16384:
@@ -148,8 +161,19 @@ class EgressPolicy:
             answer += chunk
         if not answer.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
             sock.close()
-            raise NotAllowed()
+            raise ConnectionRefusedError(f"the upstream proxy refused {target}")
         return sock
+
+
+def parse_allowances(entries: Iterable[str]) -> frozenset[tuple[str, int]]:
+    """JOBS_EGRESS_ALLOW entries (host:port, [v6]:port) as (host, port) pairs; ValueError for a malformed one."""
+    found = set()
+    for entry in entries:
+        host, _, port = entry.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"JOBS_EGRESS_ALLOW: {entry!r} is not host:port")
+        found.add((host.strip("[]").lower(), int(port)))
+    return frozenset(found)
 
 
 class EgressProxy:
@@ -216,6 +240,10 @@ class EgressProxy:
                 self.refused += 1
                 # 0x02: "connection not allowed by ruleset", the same for every refused destination.
                 client.sendall(b"\x05\x02\x00\x01\x00\x00\x00\x00\x00\x00")
+                return
+            except OSError:
+                # 0x05: "connection refused", for a checked destination that did not answer.
+                client.sendall(b"\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00")
                 return
             self._track(upstream, True)
             client.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")

@@ -136,7 +136,9 @@ def test_it_lets_the_single_tenant_switch_reach_private_addresses(echo):
     assert (reply, answer) == (b"\x05\x00", b"ping")
 
 
-def test_it_goes_through_an_upstream_proxy_for_names_and_still_refuses_private_literals(canary):
+def test_it_asks_an_upstream_proxy_for_the_checked_address_and_goes_direct_to_allowed_private_ones(
+    canary, echo, fake_dns
+):
     asked = []
     upstream = socket.create_server(("127.0.0.1", 0))
 
@@ -148,17 +150,29 @@ def test_it_goes_through_an_upstream_proxy_for_names_and_still_refuses_private_l
             conn.sendall(conn.recv(4))
 
     threading.Thread(target=serve, daemon=True).start()
-    policy = EgressPolicy(upstream=f"http://127.0.0.1:{upstream.getsockname()[1]}")
+    fake_dns.set("www.example.com", "93.184.215.14")
+    fake_dns.set("inside.example.com", "127.0.0.1")
+    policy = EgressPolicy(
+        upstream=f"http://127.0.0.1:{upstream.getsockname()[1]}",
+        allowed=frozenset({("127.0.0.1", echo.port)}),
+        resolver=dns_resolver([fake_dns.server]),
+    )
 
-    sock = policy.connect("www.googleapis.com", 443)
+    sock = policy.connect("www.example.com", 443)
     sock.sendall(b"tick")
     assert sock.recv(4) == b"tick"
     sock.close()
-    with pytest.raises(NotAllowed):
-        policy.connect("127.0.0.1", canary.port)
+    direct = policy.connect("127.0.0.1", echo.port)  # the service's own private destination: not via the proxy
+    direct.sendall(b"tock")
+    assert direct.recv(4) == b"tock"
+    direct.close()
+    for host in ("127.0.0.1", "inside.example.com"):
+        with pytest.raises(NotAllowed):
+            policy.connect(host, canary.port)
     upstream.close()
 
-    assert asked == [b"CONNECT www.googleapis.com:443 HTTP/1.1"]
+    # The address checked here, never the name, which the upstream would resolve again (rebinding).
+    assert asked == [b"CONNECT 93.184.215.14:443 HTTP/1.1"]
 
 
 def test_it_refuses_commands_other_than_connect(echo):

@@ -235,7 +235,7 @@ def test_it_refuses_at_run_time_an_endpoint_that_became_private(instance, resour
     result = run(job)
 
     assert result.status == RunStatus.FAILED
-    assert "disabled" in result.error
+    assert "not allowed" in result.error
 
 
 def rclone_pids_using(config: Path) -> list[int]:
