@@ -73,7 +73,7 @@ SEED = [
 ]
 assert sum(s.runs for s in SEED) == TOTAL_HISTORY
 
-# The selection of ../shared/contract/examples/get_jobs.graphql and instance_history.graphql, with variables.
+# The selection of docs/contract/examples/get_jobs.graphql and instance_history.graphql, with variables.
 GET_JOBS = """query ($instanceId: ID!) {
   getScheduledJobs(instanceId: $instanceId) {
     id

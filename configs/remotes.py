@@ -258,7 +258,16 @@ def _check_type_rules(remote_type: str, settings_: dict, known: dict, field: str
                 raise errors.invalid(f"{field}.{option}", errors.INVALID_CONFIG, f"{option} must start with 'b.'")
     if remote_type == "crypt":
         wrapped = settings_.get("remote", "")
-        if not wrapped or wrapped.startswith(":") or ":" not in wrapped or not REMOTE_NAME.match(wrapped.split(":")[0]):
+        name, _, path = wrapped.partition(":")
+        if (
+            not wrapped
+            or wrapped.startswith(":")
+            or ":" not in wrapped
+            or not REMOTE_NAME.match(name)
+            # The service's own storage and climbing out of a path are for workflows' checked locations only.
+            or name in ("resource", "resource-storage")
+            or ".." in path.replace("\\", "/").split("/")
+        ):
             raise errors.invalid(
                 f"{field}.remote", errors.INVALID_CONFIG, "must name another remote of this resource as name:path"
             )

@@ -1,4 +1,4 @@
-"""Part 1 of shared/contract/schema.graphql must exist in our schema to the letter."""
+"""Part 1 of docs/contract/schema.graphql must exist in our schema to the letter."""
 
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from graphql import (
 
 from pointscene.graphql.schema import schema
 
-CONTRACT = Path(__file__).resolve().parents[2].parent / "shared" / "contract" / "schema.graphql"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract" / "schema.graphql"
 
 
 def contract_schema():

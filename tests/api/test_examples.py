@@ -1,4 +1,4 @@
-"""Every document in shared/contract/examples runs unchanged (ids swapped) over real HTTP with a bearer token."""
+"""Every document in docs/contract/examples runs unchanged (ids swapped) over real HTTP with a bearer token."""
 
 import re
 from pathlib import Path
@@ -12,7 +12,7 @@ from tests.api.shape import assert_shape
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
-CONTRACT = Path(__file__).resolve().parents[2].parent / "shared" / "contract"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract"
 EXAMPLES = sorted(p.name for p in (CONTRACT / "examples").glob("*.graphql"))
 
 

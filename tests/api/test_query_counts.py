@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from jobs import services
 from jobs.models import FrequencyType, JobHistory
 
-GET_JOBS = (Path(__file__).resolve().parents[2].parent / "shared/contract/examples/get_jobs.graphql").read_text()
+GET_JOBS = (Path(__file__).resolve().parents[2] / "docs/contract/examples/get_jobs.graphql").read_text()
 
 
 def add_jobs(instance, workflow, count: int, runs_each: int) -> None:

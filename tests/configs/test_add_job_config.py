@@ -18,7 +18,7 @@ from tests.fixtures.api import row_snapshot
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLE = Path("/work/shared/contract/examples/add_job_config.graphql")
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "contract" / "examples" / "add_job_config.graphql"
 
 
 def contract_config() -> dict:

@@ -61,7 +61,8 @@ def test_it_refuses_a_name_that_resolves_to_loopback_also_when_an_upstream_proxy
 
 @pytest.mark.usefixtures("clean_redis")
 def test_it_does_not_let_a_crypt_remote_climb_out_of_the_resource_area(instance, resource, settings, tmp_path):
-    from configs import services as configs
+    from configs.crypto import encrypt_json
+    from configs.models import RemoteConfig
     from jobs.models import RunStatus
     from tests.jobs.test_sync import make_job, run
 
@@ -69,11 +70,25 @@ def test_it_does_not_let_a_crypt_remote_climb_out_of_the_resource_area(instance,
     outside = tmp_path / "worker-file.txt"
     outside.write_text("the worker's own file")
     # crypt's `remote` is not a workflow path, so the workflow's '..' rule does not see it; with the built-in
-    # `resource:` alias in the same step, resource:../../.. would be a folder outside the resource's area.
-    configs.add_job_config(resource, {"box": {"type": "crypt", "remote": "resource:../../../..", "password": "pw"}})
+    # `resource:` alias in the same step, resource:../../.. would be a folder outside the resource's area. Stored as
+    # an older version would have stored it: the worker's own check refuses it before rclone starts.
+    remote = {"type": "crypt", "remote": "resource:../../../..", "password": "pw"}
+    RemoteConfig.objects.create(resource=resource, name="box", type="crypt", settings_encrypted=encrypt_json(remote))
 
     result = run(make_job(instance, resource, "resource:in", "box:loot"))
 
     assert result.status == RunStatus.FAILED
-    assert "no remote named 'resource'" in result.error
+    assert "no remote named 'resource'" in result.error  # crypt may not wrap the service's own storage
     assert outside.read_text() == "the worker's own file"
+
+
+@pytest.mark.parametrize("wrapped", ["resource:", "resource:../..", "resource-storage:bucket", "bucket:a/../../b"])
+def test_it_refuses_crypt_over_the_services_own_storage_or_a_climbing_path(wrapped, resource):
+    from django.core.exceptions import ValidationError
+
+    from configs.services import add_job_config
+
+    with pytest.raises(ValidationError) as failure:
+        add_job_config(resource, {"vault": {"type": "crypt", "remote": wrapped, "password": "p"}})
+
+    assert list(failure.value.message_dict) == ["config.vault.remote"]
