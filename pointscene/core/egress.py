@@ -21,6 +21,7 @@ as "connection refused".
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import logging
 import os
@@ -246,6 +247,10 @@ class EgressProxy:
                 client.sendall(b"\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00")
                 return
             self._track(upstream, True)
+            for sock in (client, upstream):
+                # Without it, Nagle holds a relayed request's small header write until the peer's delayed ACK
+                # (40 ms on Linux), once per request: ten thousand small files took six times as long.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             client.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
             client.settimeout(None)
             upstream.settimeout(None)
@@ -302,17 +307,32 @@ def _relay(a: socket.socket, b: socket.socket) -> None:
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:
-    buffer = memoryview(bytearray(_BUFFER))
+    """Copies one direction until EOF. On Linux the bytes go socket -> pipe -> socket in the kernel (splice), never
+    through Python objects, and the GIL is released while they move."""
     try:
-        while True:
-            n = source.recv_into(buffer)
-            if not n:
-                break
-            sink.sendall(buffer[:n])
+        if hasattr(os, "splice"):
+            _splice(source, sink)
+        else:
+            buffer = memoryview(bytearray(_BUFFER))
+            while n := source.recv_into(buffer):
+                sink.sendall(buffer[:n])
     except OSError:
         pass
     with contextlib.suppress(OSError):
         sink.shutdown(socket.SHUT_WR)
+
+
+def _splice(source: socket.socket, sink: socket.socket) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _BUFFER)
+        while n := os.splice(source.fileno(), write_end, _BUFFER):
+            while n:
+                n -= os.splice(read_end, sink.fileno(), n)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 def proxy_environment(proxy: EgressProxy) -> dict[str, str]:
