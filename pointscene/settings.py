@@ -113,6 +113,18 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Short OLTP queries only: PostgreSQL's JIT compiles for longer than they run (see docs/benchmarks.md).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, worker and beat write one file side by side. WAL lets readers and the writer pass each other; IMMEDIATE
+    # makes a writer queue on the busy timeout at BEGIN, instead of failing at once when a read lock cannot be
+    # upgraded (SQLite does not wait on that deadlock, whatever the timeout).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
+    # Tests get a file beside it, not Django's shared-cache in-memory database: its table locks ignore the busy
+    # timeout, so threads that play concurrent workers would fail on "database table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": f"{DATABASES['default']['NAME']}-test"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
