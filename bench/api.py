@@ -46,9 +46,10 @@ from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 from oauth2_provider.models import Application  # noqa: E402
 
-from jobs.clients import create_api_client  # noqa: E402
 from jobs.history import NEWEST_FIRST, attach_recent_history, encode_cursor  # noqa: E402
-from jobs.models import Instance, JobHistory, Resource, ScheduledJob  # noqa: E402
+from jobs.models import JobHistory, ScheduledJob  # noqa: E402
+from pointscene.core.clients import create_api_client  # noqa: E402
+from pointscene.core.models import Instance, Resource  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## API (bench/api.py)"

@@ -254,8 +254,9 @@ def child_env(scheduler: str) -> dict:
 
 def seed(total: int) -> tuple[int, list[int], float]:
     """An instance with an empty resource and `total` (inactive) cron jobs running resource.input on it."""
-    from jobs.models import Instance, Resource, ScheduledJob
+    from jobs.models import ScheduledJob
     from jobs.workflow import validate_workflow
+    from pointscene.core.models import Instance, Resource
 
     started = time.monotonic()
     instance, _ = Instance.objects.get_or_create(name="schedbench")

@@ -56,7 +56,8 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from jobs import sweeper  # noqa: E402
 from jobs.locks import redis_client  # noqa: E402
-from jobs.models import Instance, JobHistory, RunStatus, ScheduledJob  # noqa: E402
+from jobs.models import JobHistory, RunStatus, ScheduledJob  # noqa: E402
+from pointscene.core.models import Instance  # noqa: E402
 
 SLOTS_SEEDED = 20
 WORKFLOW = {"tasks": [{"name": "ping", "type": "http.request", "args": {"url": "https://example.com"}}]}

@@ -19,7 +19,7 @@ from configs.crypto import DecryptionFailed, decrypt_json
 from configs.models import RemoteConfig
 from configs.rclone import RcloneMissing
 from configs.services import add_job_config, remove_job_config
-from jobs.admin import IdFilter
+from pointscene.core.admin import IdFilter
 
 SECRET_PREFIX = "secret__"
 CLEAR_PREFIX = "clear__"

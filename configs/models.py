@@ -1,7 +1,7 @@
 from django.db import models
 from django.utils import timezone
 
-from jobs.models import Resource
+from pointscene.core.models import Resource
 
 
 class RemoteConfig(models.Model):

@@ -17,8 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from configs import allowlist, rclone
-from jobs import errors
-from jobs.tasktypes.args import REMOTE_NAME
+from pointscene.core import errors
 from pointscene.core.addresses import NotAllowed, check_public, is_host_part, parse_endpoint
 from pointscene.core.egress import parse_allowances
 
@@ -58,6 +57,9 @@ TOKEN_ALTERNATIVES = {
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 # What a tenant is told when a setting would reach the server itself; the same for every such setting.
 NOT_ALLOWED = "not allowed on this server"
+
+# rclone: letters, digits, _ - . + @ and space; not starting with - or space, not ending with space.
+REMOTE_NAME = re.compile(r"^[\w.+@][\w.+@ -]{0,62}(?<! )$")
 
 
 def options_for(remote_type: str) -> dict[str, rclone.Option] | None:

@@ -15,8 +15,8 @@ from django.db import transaction
 from configs import remotes
 from configs.crypto import DecryptionFailed, decrypt_json, encrypt_json, fernet
 from configs.models import RemoteConfig
-from jobs import errors
-from jobs.models import Resource
+from pointscene.core import errors
+from pointscene.core.models import Resource
 
 log = logging.getLogger(__name__)
 

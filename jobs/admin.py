@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -26,10 +25,13 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
-from jobs import admin_views, oauth, secret_args, services
+from jobs import admin_views, secret_args, services
 from jobs.admin_views import latest_run
 from jobs.logs import signed_log_url
-from jobs.models import ApiClient, Instance, JobHistory, Resource, RunStatus, ScheduledJob
+from jobs.models import JobHistory, RunStatus, ScheduledJob
+from pointscene.core import oauth
+from pointscene.core.admin import IdFilter
+from pointscene.core.models import ApiClient, Instance, Resource
 
 NEWEST_FIRST = ("-created_at", "-id")
 UPCOMING_RUNS = 10
@@ -140,38 +142,6 @@ def table(headers: list[str], rows: list[list], empty: str) -> SafeString:
 # --------------------------------------------------------------------------- filters
 
 
-class IdFilter(admin.SimpleListFilter):
-    """Filter by an id typed into a box, plus a short list of choices: no list of every row on big tables."""
-
-    template = "admin/jobs/id_filter.html"
-    field_path = ""
-
-    def __init__(self, request, params, model, model_admin):
-        # The box submits a GET form; the other filters and the search ride along as hidden fields.
-        skip = (self.parameter_name, "p", "e")
-        self.other_params = [(key, v) for key, values in request.GET.lists() if key not in skip for v in values]
-        super().__init__(request, params, model, model_admin)
-
-    def has_output(self) -> bool:
-        return True
-
-    def lookups(self, request, model_admin):
-        return []
-
-    def selected_id(self) -> int | None:
-        value = (self.value() or "").strip().lstrip("#")
-        return int(value) if value.isdigit() else None
-
-    def queryset(self, request, queryset):
-        if self.value() in (None, ""):
-            return queryset
-        selected = self.selected_id()
-        if selected is None:
-            # The changelist answers this with a redirect to ?e=1 ("invalid filter"), not a 500.
-            raise IncorrectLookupParameters(f"{self.title} must be an id")
-        return queryset.filter(**{self.field_path: selected})
-
-
 class InstanceFilter(IdFilter):
     title = "instance"
     parameter_name = "instance"
@@ -251,7 +221,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     raw_id_fields = ("application",)
 
 
-# Deactivating a user revokes their tokens (jobs.oauth) after commit, from the form and from the list's action.
+# Deactivating a user revokes their tokens (core.oauth) after commit, from the form and from the list's action.
 admin.site.unregister(get_user_model())
 
 

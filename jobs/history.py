@@ -10,8 +10,8 @@ from django.db import connection
 from django.db.models import F, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
-from jobs import errors
 from jobs.models import JobHistory
+from pointscene.core import errors
 
 NEWEST_FIRST = ("-created_at", "-id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

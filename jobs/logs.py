@@ -19,8 +19,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from jobs.access import Principal, linked_instance_ids
 from jobs.models import JobHistory
+from pointscene.core.access import Principal, linked_instance_ids
 
 SALT = "pointscene.jobs.run-log.v2"
 # Who a link was issued to: an OAuth application ("a<id>"), a user of a password-grant token ("u<id>"), or the
@@ -64,7 +64,7 @@ class LinkTarget:
 
 
 def holder_of(principal: Principal | None) -> str:
-    """The link holder for an API caller, as jobs.access sees it (a token's user before its application)."""
+    """The link holder for an API caller, as pointscene.core.access sees it (a token's user before its application)."""
     if principal is None:
         return OPERATOR
     if principal.user_id is not None:

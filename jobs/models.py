@@ -9,46 +9,7 @@ from django.db.models import Q
 from django.utils.timezone import now
 
 from jobs.schedule import cron_occurrences, describe, interval_occurrences
-
-
-class Instance(models.Model):
-    """A tenant. Everything an API client reaches belongs to one."""
-
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=now)
-    members = models.ManyToManyField(
-        settings.AUTH_USER_MODEL,
-        blank=True,
-        related_name="instances",
-        help_text="Users who may act on this instance with a password-grant token.",
-    )
-
-    def __str__(self) -> str:
-        return f"{self.name} (#{self.pk})"
-
-
-class Resource(models.Model):
-    """Something inside an instance that owns remote configs and a storage area."""
-
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="resources")
-    name = models.CharField(max_length=200)
-    created_at = models.DateTimeField(default=now)
-
-    def __str__(self) -> str:
-        return f"{self.name} (#{self.pk})"
-
-
-class ApiClient(models.Model):
-    """Our side of an OAuth2 application: which instances its tokens may reach."""
-
-    application = models.OneToOneField(
-        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, on_delete=models.CASCADE, related_name="api_client"
-    )
-    instances = models.ManyToManyField(Instance, blank=True, related_name="api_clients")
-    can_create_instances = models.BooleanField(default=False, help_text="May ask for the instance-create scope.")
-
-    def __str__(self) -> str:
-        return self.application.name or self.application.client_id
+from pointscene.core.models import Instance
 
 
 class FrequencyType(models.TextChoices):

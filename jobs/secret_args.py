@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from configs.crypto import DecryptionFailed, fernet
-from jobs import errors
+from pointscene.core import errors
 
 # Task type -> its arguments that map names to secret values.
 SECRET_MAPS: dict[str, tuple[str, ...]] = {"http.request": ("secretHeaders",)}

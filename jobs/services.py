@@ -1,6 +1,6 @@
 """Everything that changes jobs goes through here: the API, the admin and commands alike.
 
-These functions know nothing of GraphQL or tokens; callers decide permissions first (jobs.access).
+These functions know nothing of GraphQL or tokens; callers decide permissions first (pointscene.core.access).
 """
 
 import logging
@@ -13,14 +13,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs import errors
 from jobs.locks import request_cancel
 from jobs.models import (
     FrequencyType,
-    Instance,
     JobHistory,
     OverlapPolicy,
-    Resource,
     RunStatus,
     RunTrigger,
     ScheduledJob,
@@ -29,6 +26,8 @@ from jobs.schedule import InvalidCron, normalize_cron, validate_timezone
 from jobs.scheduling import schedule_after_commit, unschedule_after_commit
 from jobs.secret_args import check_keeps, editable_workflow, seal_workflow
 from jobs.workflow import validate_workflow
+from pointscene.core import errors
+from pointscene.core.models import Instance, Resource
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,10 @@ import json
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from jobs import errors, tasktypes
-from jobs.models import Resource
-from jobs.tasktypes.args import parse_id
+from jobs import tasktypes
+from pointscene.core import errors
+from pointscene.core.ids import parse_id
+from pointscene.core.models import Resource
 from pointscene.storable import unstorable
 
 

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "django_celery_results",
     "django_prometheus",
+    "pointscene.core",
     "jobs",
     "configs",
 ]
@@ -205,8 +206,8 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
     "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
-    "SCOPES_BACKEND_CLASS": "jobs.oauth.InstanceScopes",
-    "OAUTH2_VALIDATOR_CLASS": "jobs.oauth.Validator",
+    "SCOPES_BACKEND_CLASS": "pointscene.core.oauth.InstanceScopes",
+    "OAUTH2_VALIDATOR_CLASS": "pointscene.core.oauth.Validator",
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 

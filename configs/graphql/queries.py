@@ -2,8 +2,8 @@ import graphene
 
 from configs import services
 from configs.graphql.types import ConfigRemote, ConfigSecret
-from jobs.access import Need, require_resource
-from jobs.models import Resource
+from pointscene.core.access import Need, require_resource
+from pointscene.core.models import Resource
 from pointscene.graphql.base import id_arg, principal
 from pointscene.graphql.errors import coded_errors
 

@@ -1,11 +1,11 @@
 import graphene
 
 from jobs import history
-from jobs.access import Need, NotFound, require_instance
 from jobs.graphql.types import JobHistory, JobHistoryPage, PageInput, ScheduledJob, WorkflowProblem
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
 from jobs.workflow import check_workflow
+from pointscene.core.access import Need, NotFound, require_instance
 from pointscene.graphql.base import id_arg, principal
 from pointscene.graphql.errors import coded_errors
 from pointscene.graphql.scalars import JSON

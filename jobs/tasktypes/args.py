@@ -1,25 +1,8 @@
 """Checkers for argument shapes that several task types share."""
 
-import re
 
 from jobs.tasktypes import ArgsCheck
-
-MAX_ID = 2**63 - 1
-# rclone: letters, digits, _ - . + @ and space; not starting with - or space, not ending with space.
-REMOTE_NAME = re.compile(r"^[\w.+@][\w.+@ -]{0,62}(?<! )$")
-
-
-def parse_id(value: object) -> int | None:
-    """An id as clients send it (a string of digits, or an integer), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        number = int(value)
-    else:
-        return None
-    return number if 0 < number <= MAX_ID else None
+from pointscene.core.ids import parse_id
 
 
 def check_resource(args: dict, check: ArgsCheck) -> None:

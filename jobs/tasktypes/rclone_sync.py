@@ -3,9 +3,11 @@ from pathlib import Path
 
 from django.conf import settings
 
+from configs.remotes import REMOTE_NAME
 from jobs.tasktypes import ArgsCheck, StepContext, StepResult, TaskType, register
-from jobs.tasktypes.args import REMOTE_NAME, check_bool, check_globs, check_int, check_resource, parse_id
+from jobs.tasktypes.args import check_bool, check_globs, check_int, check_resource
 from jobs.tasktypes.globs import as_list
+from pointscene.core.ids import parse_id
 
 MODES = ("sync", "copy", "move", "bisync")
 

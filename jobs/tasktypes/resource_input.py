@@ -2,8 +2,9 @@ from django.core.files.storage import default_storage
 
 from jobs.storage import resource_area
 from jobs.tasktypes import ArgsCheck, StepContext, StepResult, TaskType, register
-from jobs.tasktypes.args import check_globs, check_resource, parse_id
+from jobs.tasktypes.args import check_globs, check_resource
 from jobs.tasktypes.globs import as_list, selected
+from pointscene.core.ids import parse_id
 
 MAX_FILES = 100_000
 

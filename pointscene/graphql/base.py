@@ -7,9 +7,9 @@ from graphene.utils.str_converters import to_camel_case
 from graphene_django.constants import MUTATION_ERRORS_FLAG
 from graphql import GraphQLResolveInfo
 
-from jobs import errors
-from jobs.access import NotFound, Principal
-from jobs.tasktypes.args import parse_id
+from pointscene.core import errors
+from pointscene.core.access import NotFound, Principal
+from pointscene.core.ids import parse_id
 from pointscene.graphql.errors import coded_errors
 from pointscene.storable import unstorable
 
@@ -30,7 +30,7 @@ def id_arg(value: object, field: str, what: str) -> int:
 class BaseMutation(graphene.Mutation):
     """A mutation returning its object directly, with domain errors turned into coded GraphQL errors.
 
-    Subclasses implement `perform(info, principal, **arguments)`; they ask jobs.access before acting.
+    Subclasses implement `perform(info, principal, **arguments)`; they ask pointscene.core.access before acting.
     """
 
     class Meta:

@@ -7,8 +7,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from graphql import GraphQLError
 
-from jobs import errors
-from jobs.access import Forbidden, NotFound
+from pointscene.core import errors
+from pointscene.core.access import Forbidden, NotFound
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 BAD_REQUEST = "BAD_REQUEST"

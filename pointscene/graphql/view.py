@@ -10,8 +10,8 @@ from graphene_django.views import GraphQLView, HttpError
 from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 
-from jobs.access import principal_for_token
 from pointscene import ratelimit
+from pointscene.core.access import principal_for_token
 from pointscene.graphql import errors
 from pointscene.graphql import limits as graphql_limits
 from pointscene.graphql.errors import translate

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
-from jobs.models import Instance, JobHistory, Resource, ScheduledJob
+from jobs.models import JobHistory, ScheduledJob
+from pointscene.core.models import Instance, Resource
 from tests.fixtures.api import Api, error_codes, row_snapshot
 from tests.fixtures.cast import Client
 

@@ -2,7 +2,8 @@
 
 from django.contrib.auth.models import Permission
 
-from jobs.models import Instance, JobHistory, RunStatus
+from jobs.models import JobHistory, RunStatus
+from pointscene.core.models import Instance
 from tests.fixtures.api import error_codes, row_snapshot
 
 CREATE_INSTANCE = 'mutation { createInstance(name: "Initech") { id name createdAt } }'

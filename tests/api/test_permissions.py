@@ -19,8 +19,9 @@ from django.contrib.auth.hashers import identify_hasher
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from configs.models import RemoteConfig
-from jobs.clients import create_api_client
-from jobs.models import ApiClient, JobHistory, ScheduledJob
+from jobs.models import JobHistory, ScheduledJob
+from pointscene.core.clients import create_api_client
+from pointscene.core.models import ApiClient
 from tests.fixtures.api import error_codes, row_snapshot
 from tests.fixtures.cast import sync_workflow
 

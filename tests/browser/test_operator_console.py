@@ -21,7 +21,8 @@ from playwright.sync_api import Page, expect
 from configs.models import RemoteConfig
 from configs.services import add_job_config
 from jobs import runner, services
-from jobs.models import FrequencyType, Instance, JobHistory, Resource, RunStatus, RunTrigger, ScheduledJob
+from jobs.models import FrequencyType, JobHistory, RunStatus, RunTrigger, ScheduledJob
+from pointscene.core.models import Instance, Resource
 from tests.browser.conftest import Screenshots
 from tests.fixtures.leaks import Scanner, register_secret
 

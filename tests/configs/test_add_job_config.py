@@ -13,7 +13,7 @@ from graphql.utilities import value_from_ast_untyped
 from configs.crypto import DecryptionFailed, decrypt_json
 from configs.models import RemoteConfig
 from configs.services import add_job_config
-from jobs import errors
+from pointscene.core import errors
 from tests.fixtures.api import row_snapshot
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 
 from configs.models import RemoteConfig
 from configs.services import add_job_config, get_job_config, remove_job_config
-from jobs import errors
+from pointscene.core import errors
 from tests.configs.test_add_job_config import CONFIG
 from tests.fixtures.api import error_codes, row_snapshot
 

@@ -14,7 +14,7 @@ from configs import allowlist, remotes
 from configs.crypto import decrypt_json
 from configs.models import RemoteConfig
 from configs.services import add_job_config
-from jobs import errors
+from pointscene.core import errors
 from tests.fixtures.api import row_snapshot
 
 pytestmark = pytest.mark.django_db

@@ -45,7 +45,8 @@ from configs.models import RemoteConfig
 from configs.services import add_job_config
 from jobs import services
 from jobs.beat import JobSchedule
-from jobs.models import FrequencyType, Instance, JobHistory, Resource, RunStatus, ScheduledJob
+from jobs.models import FrequencyType, JobHistory, RunStatus, ScheduledJob
+from pointscene.core.models import Instance, Resource
 from pointscene.graphql.schema import schema
 from tests.fixtures.api import row_snapshot
 from tests.fixtures.cast import sync_workflow

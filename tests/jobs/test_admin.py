@@ -18,9 +18,9 @@ from tests.fixtures.redbeat import assert_entry_matches, assert_no_entry, queued
 
 ADMIN_PAGES = [
     "/admin/",
-    "/admin/jobs/instance/",
-    "/admin/jobs/resource/",
-    "/admin/jobs/apiclient/",
+    "/admin/core/instance/",
+    "/admin/core/resource/",
+    "/admin/core/apiclient/",
     "/admin/jobs/scheduledjob/",
     "/admin/jobs/jobhistory/",
     "/admin/configs/remoteconfig/",

@@ -16,7 +16,8 @@ from django.utils import timezone
 
 from configs.crypto import encrypt_json
 from configs.models import RemoteConfig
-from jobs.models import FrequencyType, Instance, JobHistory, Resource, RunStatus, ScheduledJob
+from jobs.models import FrequencyType, JobHistory, RunStatus, ScheduledJob
+from pointscene.core.models import Instance, Resource
 from tests.fixtures.cast import sync_workflow
 
 SMALL, LARGE = 10, 10_000
@@ -124,8 +125,8 @@ def pages(world: World) -> dict[str, str]:
         "run page": f"/admin/jobs/jobhistory/{first_run.pk}/change/",
         "remotes": "/admin/configs/remoteconfig/",
         "remotes, page 2": "/admin/configs/remoteconfig/?p=2",
-        "instances": "/admin/jobs/instance/",
-        "resources": "/admin/jobs/resource/",
+        "instances": "/admin/core/instance/",
+        "resources": "/admin/core/resource/",
         "dashboard": "/admin/dashboard/",
     }
 

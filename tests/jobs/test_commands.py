@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from oauth2_provider.models import Application
 
-from jobs.models import ApiClient, Instance, Resource
+from pointscene.core.models import ApiClient, Instance, Resource
 
 
 def run(*args: str) -> dict:

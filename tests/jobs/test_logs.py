@@ -12,9 +12,10 @@ from django.core import signing
 from django.core.files.storage import default_storage
 
 from jobs import runner, services
-from jobs.access import Principal
 from jobs.logs import SALT, RunLog, holder_of, sign_run, signed_log_url, unsign_run
-from jobs.models import ApiClient, FrequencyType, JobHistory, RunStatus
+from jobs.models import FrequencyType, JobHistory, RunStatus
+from pointscene.core.access import Principal
+from pointscene.core.models import ApiClient
 
 SLOT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 SECRET = "sekret-123"

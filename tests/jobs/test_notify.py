@@ -17,8 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from configs.crypto import fernet
-from jobs.models import Instance, JobHistory, RunStatus, RunTrigger, ScheduledJob
+from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
 from jobs.notify import WebhookRetry, backoff_seconds, deliver, notify_webhook, payload, sign
+from pointscene.core.models import Instance
 
 pytestmark = pytest.mark.django_db
 

@@ -16,11 +16,12 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from jobs import errors, runner, services, tasktypes
+from jobs import runner, services, tasktypes
 from jobs.locks import RunLock
 from jobs.models import FrequencyType, JobHistory, RunStatus, RunTrigger, ScheduledJob
 from jobs.storage import resource_area, run_log_path
 from jobs.tasktypes import StepResult, TaskType
+from pointscene.core import errors
 
 SLOT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S")

@@ -904,7 +904,7 @@ def test_deleting_an_instance_in_the_admin_removes_its_jobs_entries(
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(f"/admin/jobs/instance/{instance.pk}/delete/", {"post": "yes"})
+        response = admin_client.post(f"/admin/core/instance/{instance.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
     assert not ScheduledJob.objects.filter(pk__in=[job.pk for job in doomed]).exists()

@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from configs.models import RemoteConfig
-from jobs import errors, services
+from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus, ScheduledJob
+from pointscene.core import errors
 from tests.fixtures.api import row_snapshot
 from tests.fixtures.cast import sync_workflow
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from jobs import errors
-from jobs.models import Resource
 from jobs.workflow import check_workflow, validate_workflow
+from pointscene.core import errors
+from pointscene.core.models import Resource
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,8 @@ from django.utils.crypto import salted_hmac
 
 from jobs import services
 from jobs.logs import SALT, signed_log_url
-from jobs.models import ApiClient, JobHistory, RunStatus
+from jobs.models import JobHistory, RunStatus
+from pointscene.core.models import ApiClient
 
 LOG_TEXT = b"2026-01-01T00:00:00.000Z [ping] succeeded\n"
 GET_RUN = "query($id: ID!) { getScheduledJobHistory(jobHistoryId: $id) { id signedLogUrl } }"

@@ -1,8 +1,8 @@
 import graphene
 
 from configs import services
-from jobs.access import Need, require_resource
-from jobs.models import Resource
+from pointscene.core.access import Need, require_resource
+from pointscene.core.models import Resource
 from pointscene.graphql.base import BaseMutation, SuccessPayload, id_arg
 from pointscene.graphql.scalars import JSON
 

@@ -5,9 +5,9 @@ from django.conf import settings
 from django.db import connection
 
 from jobs import services
-from jobs.access import Need, NotFound, require_instance
 from jobs.graphql.types import JobHistory
 from jobs.models import JobHistory as JobHistoryModel
+from pointscene.core.access import Need, NotFound, require_instance
 from pointscene.graphql.base import BaseMutation, id_arg
 
 

@@ -1,8 +1,8 @@
 import graphene
 
 from jobs import services
-from jobs.access import Forbidden
-from jobs.models import ApiClient, Instance
+from pointscene.core.access import Forbidden
+from pointscene.core.models import ApiClient, Instance
 from pointscene.graphql.base import BaseMutation
 
 

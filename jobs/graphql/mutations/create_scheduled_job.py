@@ -1,10 +1,10 @@
 import graphene
 
 from jobs import services
-from jobs.access import Need, require_instance
 from jobs.graphql.policies import PolicyArguments, policy_changes
 from jobs.graphql.types import FrequencyType, ScheduledJob, enum_value
-from jobs.models import Instance
+from pointscene.core.access import Need, require_instance
+from pointscene.core.models import Instance
 from pointscene.graphql.base import BaseMutation, id_arg
 from pointscene.graphql.scalars import JSON
 

@@ -1,8 +1,8 @@
 import graphene
 
 from jobs import services
-from jobs.access import Need
 from jobs.graphql.queries import visible_job
+from pointscene.core.access import Need
 from pointscene.graphql.base import BaseMutation, SuccessPayload
 
 

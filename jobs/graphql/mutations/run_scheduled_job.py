@@ -1,9 +1,9 @@
 import graphene
 
 from jobs import services
-from jobs.access import Need
 from jobs.graphql.queries import visible_job
 from jobs.graphql.types import JobHistory
+from pointscene.core.access import Need
 from pointscene.graphql.base import BaseMutation
 
 

@@ -1,10 +1,10 @@
 import graphene
 
 from jobs import services
-from jobs.access import Need, NotFound
 from jobs.graphql.policies import PolicyArguments, policy_changes
 from jobs.graphql.queries import visible_job
 from jobs.graphql.types import FrequencyType, ScheduledJob, enum_value
+from pointscene.core.access import Need, NotFound
 from pointscene.graphql.base import BaseMutation, id_arg
 from pointscene.graphql.scalars import JSON
 

@@ -1,5 +1,5 @@
 from jobs import services
-from jobs.management.commands._json import JsonCommand
+from pointscene.core.commands import JsonCommand
 
 
 class Command(JsonCommand):

@@ -1,8 +1,8 @@
 from django.core.management.base import CommandError
 
 from jobs import services
-from jobs.management.commands._json import JsonCommand
-from jobs.models import Instance
+from pointscene.core.commands import JsonCommand
+from pointscene.core.models import Instance
 
 
 class Command(JsonCommand):

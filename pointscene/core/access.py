@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from oauth2_provider.models import AccessToken
 
-from jobs.models import Instance, Resource
+from pointscene.core.models import Instance, Resource
 
 INSTANCE_ALL = "instance-*"
 INSTANCE_CREATE = "instance-create"
@@ -125,8 +125,8 @@ def may_request_scope(scope: str, *, user_id: int | None, application_id: int | 
             from django.contrib.auth import get_user_model
 
             user = get_user_model().objects.filter(pk=user_id).first()
-            return bool(user and user.has_perm("jobs.add_instance"))
-        from jobs.models import ApiClient
+            return bool(user and user.has_perm("core.add_instance"))
+        from pointscene.core.models import ApiClient
 
         return ApiClient.objects.filter(application_id=application_id, can_create_instances=True).exists()
     parsed = parse_scope(scope)

@@ -3,8 +3,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from jobs.management.commands._json import JsonCommand
-from jobs.models import Instance
+from pointscene.core.commands import JsonCommand
+from pointscene.core.models import Instance
 
 
 class Command(JsonCommand):

@@ -1,5 +1,5 @@
-from jobs.clients import create_api_client
-from jobs.management.commands._json import JsonCommand
+from pointscene.core.clients import create_api_client
+from pointscene.core.commands import JsonCommand
 
 
 class Command(JsonCommand):

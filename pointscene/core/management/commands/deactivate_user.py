@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 
-from jobs import oauth
-from jobs.management.commands._json import JsonCommand
+from pointscene.core import oauth
+from pointscene.core.commands import JsonCommand
 
 
 class Command(JsonCommand):

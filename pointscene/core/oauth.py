@@ -11,7 +11,7 @@ from oauth2_provider.models import get_access_token_model, get_grant_model, get_
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.scopes import BaseScopes
 
-from jobs.access import INSTANCE_ALL, INSTANCE_CREATE, is_known_scope, may_request_scope
+from pointscene.core.access import INSTANCE_ALL, INSTANCE_CREATE, is_known_scope, may_request_scope
 
 log = logging.getLogger(__name__)
 

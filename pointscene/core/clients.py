@@ -6,7 +6,7 @@ from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import Application
 
-from jobs.models import ApiClient, Instance
+from pointscene.core.models import ApiClient, Instance
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-from configs import services
+from configs import services as config_services
 from jobs import services as job_services
-from jobs.management.commands._json import JsonCommand
 from jobs.secret_args import rotate_secret_values
+from pointscene.core.commands import JsonCommand
 
 
 class Command(JsonCommand):
@@ -16,7 +16,7 @@ class Command(JsonCommand):
 
     def run(self, batch_size: int = 500, **options):
         return {
-            "rotated": services.rotate_keys(batch_size=batch_size),
+            "rotated": config_services.rotate_keys(batch_size=batch_size),
             "webhookSecretsRotated": job_services.rotate_webhook_secrets(batch_size=batch_size),
             "secretHeadersRotated": rotate_secret_values(batch_size=batch_size),
         }
