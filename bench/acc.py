@@ -1,6 +1,6 @@
 """ACC -> local through the worker's WebDAV bridge, against the same tree served by a plain `rclone serve webdav`.
 
-The bridge (jobs/acc/bridge.py) serves the fake APS server (tests/fakes/aps.py) to rclone; the reference serves
+The bridge (jobs/sync/acc/bridge.py) serves the fake APS server (tests/fakes/aps.py) to rclone; the reference serves
 the same files from a folder with rclone's own WebDAV server. Both are read by the same rclone binary with the
 same flags into an empty folder, so the difference is the bridge's own cost: its WebDAV layer, its APS calls
 (folder contents pages, a signeds3download per file) and the fake's HTTP serving of the signed URLs.
@@ -32,8 +32,8 @@ import django  # noqa: E402
 django.setup()
 
 from configs import rclone  # noqa: E402
-from jobs.acc.bridge import AccProject, Bridge  # noqa: E402
-from jobs.acc.client import ApsClient  # noqa: E402
+from jobs.sync.acc.bridge import AccProject, Bridge  # noqa: E402
+from jobs.sync.acc.client import ApsClient  # noqa: E402
 from tests.fakes.aps import FakeAps  # noqa: E402
 
 

@@ -84,7 +84,7 @@ class NotingRedBeatScheduler(Noting, RedBeatScheduler):
 
 
 class NotingDatabaseScheduler(Noting, DatabaseScheduler):
-    # The app imports redbeat (jobs.beat), whose beat_init handler looks for a lock on any scheduler.
+    # The app imports redbeat (jobs.scheduling.beat), whose beat_init handler looks for a lock on any scheduler.
     lock_key = None
 
     def __init__(self, *args, **kwargs):

@@ -9,7 +9,7 @@ UTC), one real `celery beat` and one real `celery worker` (K prefork processes) 
 (database `pointscene_schedbench`, created and owned by this benchmark) and a private redis-server on a free port
 (started here, stopped on exit). Schedulers:
 
-- ours: `jobs.beat.JobsScheduler`, unchanged, with the service's settings; entries made by
+- ours: `jobs.scheduling.beat.JobsScheduler`, unchanged, with the service's settings; entries made by
   `jobs.scheduling.reconcile()` from N active `ScheduledJob` rows whose workflow is one `resource.input` step on an
   empty resource (the cheapest real workflow). Each run writes a JobHistory row with scheduled_for, published_at
   (beat's send time, passed in the message) and started_at.
@@ -371,8 +371,8 @@ def flush_redis() -> None:
 def prepare_ours(instance_id: int, ids: list[int], slots: dict[int, datetime], result: Result) -> None:
     from django.db import connection
 
-    from jobs import scheduling
     from jobs.models import JobHistory
+    from jobs.scheduling import reconcile
 
     JobHistory.objects.filter(instance_id=instance_id).delete()
     crons = {slot: f"{slot.minute} {slot.hour} * * *" for slot in set(slots.values())}
@@ -387,7 +387,7 @@ def prepare_ours(instance_id: int, ids: list[int], slots: dict[int, datetime], r
                     [cron, chosen[start : start + 10000]],
                 )
     started = time.monotonic()
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
     result.reconcile_seconds = time.monotonic() - started
     if len(changes["added"]) != len(ids):
         result.notes.append(f"reconcile added {len(changes['added'])} entries, expected {len(ids)}")
@@ -508,7 +508,7 @@ def run_one(scheduler: str, n: int, instance_id: int, all_ids: list[int], args) 
     worker_args += ["--pool", "prefork", "-Q", queue, "--without-mingle", "--without-gossip", "-n", f"{scheduler}@%h"]
     beat_args = [CELERY, "-A", "pointscene", "beat", "--loglevel", "INFO"]
     if is_ours(scheduler):
-        beat_args += ["-S", "jobs.beat.JobsScheduler"]
+        beat_args += ["-S", "jobs.scheduling.beat.JobsScheduler"]
     else:
         worker_args += ["-I", "bench.refs"]
         beat_args += [
@@ -928,15 +928,15 @@ def render(results: list[Result], meta: dict) -> str:
         f"What is measured. N jobs, N/{meta['boundaries']} due at each of {meta['boundaries']} consecutive minute "
         "boundaries (cron `M H * * *`, UTC).",
         "",
-        "- **ours**: `jobs.beat.JobsScheduler` as the service runs it; entries made from N active `ScheduledJob` rows "
-        "(bulk_create, then `jobs.scheduling.reconcile()`, timed below); each run is the real `jobs.run_scheduled` "
-        "task with a one-step `resource.input` workflow on an empty resource (the cheapest real workflow: JobHistory "
-        "row, run lock, listing, log file, status updates). Dispatch lag = `published_at` - `scheduled_for` "
-        "(published_at is stamped by beat as it builds each message; kombu sends them in pipelined batches of up to "
-        "1,000, so the message reaches Redis a few milliseconds later). Beat publishes up to "
-        "JOBS_SCHEDULE_LOOKAHEAD_SECONDS (5 s) early with the slot as ETA, so dispatch lag is often negative; "
-        "**delivered lag** = max(published_at, scheduled_for) - scheduled_for is when the run became runnable. "
-        "Start lag = `started_at` - `scheduled_for`.",
+        "- **ours**: `jobs.scheduling.beat.JobsScheduler` as the service runs it; entries made from N active "
+        "`ScheduledJob` rows (bulk_create, then `jobs.scheduling.reconcile.reconcile()`, timed below); each "
+        "run is the real `jobs.run_scheduled` task with a one-step `resource.input` workflow on an empty "
+        "resource (the cheapest real workflow: JobHistory row, run lock, listing, log file, status updates). "
+        "Dispatch lag = `published_at` - `scheduled_for` (published_at is stamped by beat as it builds each "
+        "message; kombu sends them in pipelined batches of up to 1,000, so the message reaches Redis a few "
+        "milliseconds later). Beat publishes up to JOBS_SCHEDULE_LOOKAHEAD_SECONDS (5 s) early with the slot "
+        "as ETA, so dispatch lag is often negative; **delivered lag** = max(published_at, scheduled_for) - "
+        "scheduled_for is when the run became runnable. Start lag = `started_at` - `scheduled_for`.",
         "- **stock RedBeat**: `redbeat.RedBeatScheduler` with N `RedBeatSchedulerEntry(name, 'bench.ref_run', "
         "crontab(minute=M, hour=H), args=[job id, slot]).save()` entries. **django-celery-beat**: `DatabaseScheduler` "
         "with N `PeriodicTask` rows on `CrontabSchedule(minute=M, hour=H, timezone='UTC')` (bulk_create). Both run "

@@ -54,9 +54,9 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from jobs import sweeper  # noqa: E402
-from jobs.locks import redis_client  # noqa: E402
 from jobs.models import JobHistory, RunStatus, ScheduledJob  # noqa: E402
+from jobs.running import sweeper  # noqa: E402
+from pointscene.core.connections import redis_client  # noqa: E402
 from pointscene.core.models import Instance  # noqa: E402
 
 SLOTS_SEEDED = 20

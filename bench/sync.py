@@ -12,16 +12,16 @@ the tree into an empty prefix of that bucket (full), then runs again with nothin
 - bare: `rclone sync here:TREE bench:bucket/bare-N` with the job's own flags minus its log flags (--use-json-log
   --log-level --stats --stats-log-level), the same two remotes in a plain (unencrypted) config file, output to a
   file.
-- job-cmd: the exact argv and environment a job's step builds (jobs.sync._command/_env: encrypted config,
+- job-cmd: the exact argv and environment a job's step builds (jobs.sync.rclone._command/_env: encrypted config,
   RCLONE_CONFIG_PASS, JSON log), run directly with its output going to a file: rclone's own cost of the job's
   flags, without the service.
-- pipe (opt-in): the same, its output read through a pipe line by line by this process as jobs.sync._run does
+- pipe (opt-in): the same, its output read through a pipe line by line by this process as jobs.sync.rclone._run does
   (parse, format, redact, RunLog): the log streaming without Celery, Django or the database.
 - pipe-batched (opt-in): as pipe, but reading whatever piled up every --batch-seconds (a suggested change).
 
 --verbose sets the task's args.verbose (a log line per file) for the job and the job's command alike.
 - job: a ScheduledJob whose one task is `rclone.sync` [here:TREE, bench:bucket/job-N], its cron set to the next
-  minute boundary, fired by a real `celery beat` (jobs.beat.JobsScheduler) and run by a real `celery worker`
+  minute boundary, fired by a real `celery beat` (jobs.scheduling.beat.JobsScheduler) and run by a real `celery worker`
   (--trigger now: runScheduledJob's run_now instead). Time = JobHistory finished_at - started_at.
 
 Variants alternate their order across repetitions (rotation), with a sync(2) and a pause before each measurement.
@@ -512,7 +512,7 @@ class Bench:
     def command(self, variant: str, destination: str, runs: Path) -> tuple[list[str], dict]:
         """The argv and environment of a run of `variant` (bare, job-cmd or pipe), its config written in `runs`."""
         from configs import rclone
-        from jobs.sync import SyncSpec, _command, _env, _rclone_options
+        from jobs.sync.rclone import SyncSpec, _command, _env, _rclone_options
 
         spec = SyncSpec(resource_id=self.resource.pk, source=f"here:{self.tree}", destination=destination)
         if self.args.verbose:
@@ -775,15 +775,15 @@ class Bench:
 def stream_like_a_job(
     command: list[str], env: dict, sections: dict, batch_seconds: float | None = None
 ) -> tuple[int, dict, int, int]:
-    """Runs rclone and reads its output the way jobs.sync._run does (same parsing, redaction and RunLog), here in
+    """Runs rclone and reads its output the way jobs.sync.rclone._run does (same parsing, redaction and RunLog), here in
     the benchmark process: the pipe and the Python reader without Celery, Django or the database.
 
     batch_seconds=None reads line by line, as _run does: the reader wakes for nearly every line rclone writes.
     With batch_seconds, it sleeps that long between reads and takes whatever piled up in the pipe (up to 1 MiB):
     a suggested change to _run, measured here. Returns (exit code, final stats, lines, characters of the messages).
     """
-    from jobs.logs import RunLog
-    from jobs.sync import _format, _redactor, _secret_values
+    from jobs.running.logs import RunLog
+    from jobs.sync.rclone import _format, _redactor, _secret_values
 
     redact = _redactor(_secret_values(sections))
     run_log, stats, lines, size = RunLog(), {}, 0, 0
@@ -830,10 +830,10 @@ def next_slot(margin: float) -> datetime:
 
 
 def streaming_cost(log_file: Path, sections: dict, password: str) -> dict:
-    """CPU the worker spends per rclone log line (jobs.sync: parse, format, redact, RunLog.line), replayed here
+    """CPU the worker spends per rclone log line (jobs.sync.rclone: parse, format, redact, RunLog.line), replayed here
     from a captured job-cmd log, without rclone or pipes."""
-    from jobs.logs import RunLog
-    from jobs.sync import _format, _redactor, _secret_values
+    from jobs.running.logs import RunLog
+    from jobs.sync.rclone import _format, _redactor, _secret_values
 
     lines = [line for line in log_file.read_text(errors="replace").splitlines() if line]
     redact = _redactor(_secret_values(sections))
@@ -901,7 +901,13 @@ def code_version() -> str:
 
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-    files = ["jobs/sync.py", "jobs/runner.py", "jobs/logs.py", "configs/rclone.py", "jobs/tasktypes/rclone_sync.py"]
+    files = [
+        "jobs/sync/rclone.py",
+        "jobs/running/runner.py",
+        "jobs/running/logs.py",
+        "configs/rclone.py",
+        "jobs/tasktypes/rclone_sync.py",
+    ]
     digest = hashlib.sha256(b"".join((ROOT / f).read_bytes() for f in files)).hexdigest()[:12]
     state = " plus uncommitted changes" if dirty.strip() else ""
     return f"commit {head.stdout.strip()}{state}; sha256 of {', '.join(files)}: {digest}"
@@ -941,7 +947,7 @@ def render(results: list[Measurement], meta: dict) -> str:
     files, total = meta["files"], meta["bytes"]
     trigger = (
         "its cron set to the next minute boundary (at least "
-        f"{meta['slot_margin']:.0f} s ahead), fired by a real `celery beat` (jobs.beat.JobsScheduler)"
+        f"{meta['slot_margin']:.0f} s ahead), fired by a real `celery beat` (jobs.scheduling.beat.JobsScheduler)"
         if meta["trigger"] == "schedule"
         else "queued with `jobs.services.run_now` (runScheduledJob's path)"
     )
@@ -966,18 +972,18 @@ def render(results: list[Measurement], meta: dict) -> str:
         "nothing changed: listing and comparing only), for each of:",
         "",
         "- **bare rclone**: `rclone sync here:TREE bench:bucket/bare-N --config PLAIN.conf --ask-password=false "
-        "--cache-dir DIR`, i.e. the job's own command line (`jobs.sync._command`) minus its log flags "
+        "--cache-dir DIR`, i.e. the job's own command line (`jobs.sync.rclone._command`) minus its log flags "
         f"(`{log_flags}`), with the same two remotes (`here`: type local; `bench`: "
         "type s3, provider Rclone, endpoint, keys) in a plain, unencrypted config file; default log level (NOTICE), "
         "output to a file. Time: wall clock of the process, start to exit.",
         "- **job's rclone command, run directly** (`job-cmd`): the exact argv and environment a job step builds "
-        f"(`jobs.sync._command` / `_env`: encrypted config and RCLONE_CONFIG_PASS, `{log_flags}`), output to a "
+        f"(`jobs.sync.rclone._command` / `_env`: encrypted config and RCLONE_CONFIG_PASS, `{log_flags}`), output to a "
         "file. Isolates what the job's flags cost rclone itself.",
         *(
             [
                 "- **job's command, log read like the worker** (`pipe`): the same, its output read through a pipe "
-                "line by line by the benchmark process exactly as `jobs.sync._run` does (`_format`, the redactor, "
-                "`RunLog.line`): the log streaming alone, without Celery, Django or the database."
+                "line by line by the benchmark process exactly as `jobs.sync.rclone._run` does (`_format`, the "
+                "redactor, `RunLog.line`): the log streaming alone, without Celery, Django or the database."
             ]
             if "pipe" in variants
             else []
@@ -1218,7 +1224,7 @@ def main() -> None:
     if args.verbose:
         from dataclasses import fields
 
-        from jobs.sync import SyncSpec
+        from jobs.sync.rclone import SyncSpec
 
         if "verbose" not in {f.name for f in fields(SyncSpec)}:
             sys.exit("--verbose: this code's rclone.sync has no verbose option")
@@ -1290,8 +1296,8 @@ def main() -> None:
     if code_version().rsplit(": ", 1)[1] != code_at_start.rsplit(": ", 1)[1]:
         meta["extra"] = (
             f"Those files changed during the run (at the end: {code_version()}). The worker, beat and this process "
-            "imported the code when they started (jobs.sync at their first sync), so the runs measured the code at "
-            "the start."
+            "imported the code when they started (jobs.sync.rclone at their first sync), so the runs measured the "
+            "code at the start."
         )
     for m in results:
         if m.phase == "full" and not m.verified:

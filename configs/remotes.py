@@ -4,7 +4,7 @@ secret, and which would let a remote reach the server itself (its disk, its netw
 Types and option names come from the installed rclone, so a config is checked against the engine that will run it;
 what each option may do comes from the reviewed allowlist (configs/allowlist.py, configs/rclone_options.toml):
 an option nobody classified is refused. `acc` is ours (served to rclone by the worker) and is described here.
-These rules run when a config is stored and again on the worker before each run (jobs.sync), so a config stored
+These rules run when a config is stored and again on the worker before each run (jobs.sync.rclone), so a config stored
 under looser settings, or before an option was reclassified, cannot run.
 """
 

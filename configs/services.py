@@ -20,7 +20,7 @@ from pointscene.core.models import Resource
 
 log = logging.getLogger(__name__)
 
-# The task's own storage area is the built-in remote "resource:" in workflows (jobs.sync.resource_remote).
+# The task's own storage area is the built-in remote "resource:" in workflows (jobs.sync.rclone.resource_remote).
 RESERVED_NAMES = {"resource", "resource-storage"}
 MAX_REMOTES = 50
 

@@ -27,8 +27,8 @@ from django.utils.timesince import timesince, timeuntil
 
 from jobs import admin_views, secret_args, services
 from jobs.admin_views import latest_run
-from jobs.logs import signed_log_url
 from jobs.models import JobHistory, RunStatus, ScheduledJob
+from jobs.running.logs import signed_log_url
 from pointscene.core import oauth
 from pointscene.core.admin import IdFilter
 from pointscene.core.models import ApiClient, Instance, Resource

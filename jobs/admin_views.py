@@ -19,8 +19,8 @@ from django.utils import timezone
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from jobs import health
-from jobs.locks import redis_client
 from jobs.models import JobHistory, RunStatus, ScheduledJob
+from pointscene.core.connections import redis_client
 
 HOURS = 24
 FAILING_LISTED = 50

@@ -11,7 +11,9 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
 
-from jobs.locks import redis_client
+from jobs.scheduling.reconcile import marker_key
+from pointscene.celery import app
+from pointscene.core.connections import redis_client
 
 
 @dataclass
@@ -50,8 +52,6 @@ def redis() -> Check:
 def reconciled() -> Check:
     """Beat rebuilds the schedule from the database on start and every JOBS_RECONCILE_SECONDS; a stale mark
     means no beat is running (or it is stuck), so no job fires."""
-    from jobs.scheduling import marker_key
-
     def probe():
         raw = redis_client().get(marker_key())
         if not raw:
@@ -67,8 +67,6 @@ def reconciled() -> Check:
 def workers() -> Check:
     """At least one worker answered a ping within the last WORKER_PING_CACHE seconds. Pings are broadcast over
     the broker and cost up to a second, so an answer is kept in Redis and shared by every web process."""
-    from pointscene.celery import app
-
     key = f"{settings.JOBS_REDIS_PREFIX}workers-seen"
 
     def probe():

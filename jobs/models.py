@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.timezone import now
 
-from jobs.schedule import cron_occurrences, describe, interval_occurrences
+from jobs.timing import cron_occurrences, describe, interval_occurrences
 from pointscene.core.models import Instance
 
 
@@ -189,14 +189,14 @@ class JobHistory(models.Model):
     error = models.TextField(null=True, blank=True)
     steps = models.JSONField(null=True, blank=True)
     log_path = models.CharField(max_length=500, null=True, blank=True)
-    # Signs the run's log links (jobs.logs) with SECRET_KEY: a link cannot be made from SECRET_KEY and the run id
-    # alone, and a reused id (SQLite, restored backups) gets a new key, so old links never open another run's log.
+    # Signs the run's log links (jobs.running.logs) with SECRET_KEY: a link cannot be made from SECRET_KEY and the
+    # run id alone, and a reused id (SQLite, restored backups) gets a new key: old links never open another run's log.
     log_key = models.CharField(max_length=32, default=new_log_key, editable=False)
     # Set by cancelJobRun; the worker running it notices within a second or two and stops.
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, null=True, blank=True)
     # Written by the worker every lease/3 seconds while the run is going: a RUNNING row whose heartbeat is older
-    # than the lease belongs to a worker that died, and the sweeper ends it (jobs.sweeper).
+    # than the lease belongs to a worker that died, and the sweeper ends it (jobs.running.sweeper).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Set when a BUFFER_ONE slot was parked to wait for the job's running run.
     buffered_at = models.DateTimeField(null=True, blank=True)

@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from configs.crypto import DecryptionFailed, fernet
+from jobs.models import ScheduledJob
 from pointscene.core import errors
 
 # Task type -> its arguments that map names to secret values.
@@ -140,8 +141,6 @@ def open_values(values: object) -> dict[str, str]:
 def rotate_secret_values(batch_size: int = 500) -> int:
     """Re-encrypts every stored secret argument under the newest config key (rotate_config_keys), a batch of jobs
     per transaction while the service runs. Returns the number of values rewritten."""
-    from jobs.models import ScheduledJob
-
     multi = fernet()
     rotated, last_id = 0, 0
     while True:

@@ -8,12 +8,13 @@ import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
-from jobs.locks import request_cancel
+from configs.crypto import DecryptionFailed, fernet
+from jobs import dispatch
 from jobs.models import (
     FrequencyType,
     JobHistory,
@@ -22,9 +23,10 @@ from jobs.models import (
     RunTrigger,
     ScheduledJob,
 )
-from jobs.schedule import InvalidCron, normalize_cron, validate_timezone
-from jobs.scheduling import schedule_after_commit, unschedule_after_commit
+from jobs.running.locks import request_cancel
+from jobs.scheduling.reconcile import schedule_after_commit, unschedule_after_commit
 from jobs.secret_args import check_keeps, editable_workflow, seal_workflow
+from jobs.timing import InvalidCron, normalize_cron, validate_timezone
 from jobs.workflow import validate_workflow
 from pointscene.core import errors
 from pointscene.core.models import Instance, Resource
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 UNSET: Any = object()
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
-# Beat looks back at most two days for a late slot (jobs.beat.MAX_CATCHUP).
+# Beat looks back at most two days for a late slot (jobs.scheduling.beat.MAX_CATCHUP).
 MAX_CATCHUP_WINDOW_MINUTES = 2 * 24 * 60
 MAX_JITTER_SECONDS = 3600
 MAX_RETRIES = 10
@@ -150,8 +152,6 @@ def _apply_policies(job: ScheduledJob, policies: dict[str, Any]) -> None:
     url = policies.get("webhook_url", UNSET)
     secret = policies.get("webhook_secret", UNSET)
     if secret is not UNSET and secret is not None:
-        from configs.crypto import fernet
-
         job.webhook_secret = fernet().encrypt(_check_webhook_secret(secret).encode()).decode()
     if url is not UNSET:
         job.webhook_url = None if url is None else _check_webhook_url(url)
@@ -310,56 +310,8 @@ def _known_policies(policies: dict[str, Any]) -> None:
         raise TypeError(f"unknown job policies: {sorted(unknown)}")
 
 
-def pause_after_failures(job_id: int, failures: int) -> bool:
-    """Deactivates the job because its last `failures` runs failed; False if it was already inactive."""
-    with transaction.atomic():
-        paused = ScheduledJob.objects.filter(pk=job_id, active=True).update(
-            active=False,
-            paused_reason=f"paused by the service after {failures} consecutive failed runs",
-            updated_at=timezone.now(),
-        )
-        if paused:
-            schedule_after_commit(job_id)
-    return bool(paused)
-
-
-def run_ended(job_id: int, run_id: int, status: str) -> None:
-    """Counts consecutive failures, pauses the job at its pauseAfterFailures, and notifies its webhook of a failed
-    run (and of the pause). A success resets the count. Other outcomes (skipped, cancelled, missed) count for
-    nothing."""
-    if status == RunStatus.SUCCEEDED:
-        ScheduledJob.objects.filter(pk=job_id, consecutive_failures__gt=0).update(consecutive_failures=0)
-        return
-    if status != RunStatus.FAILED:
-        return
-    ScheduledJob.objects.filter(pk=job_id).update(consecutive_failures=F("consecutive_failures") + 1)
-    job = (
-        ScheduledJob.objects.filter(pk=job_id)
-        .only("pk", "consecutive_failures", "pause_after_failures", "webhook_url")
-        .first()
-    )
-    if job is None:
-        return
-    events = ["run.failed"]
-    if job.pause_after_failures and job.consecutive_failures >= job.pause_after_failures:
-        if pause_after_failures(job_id, job.consecutive_failures):
-            events.append("job.paused")
-    if job.webhook_url:
-        from jobs.notify import notify_webhook
-
-        for event in events:
-            try:
-                notify_webhook.delay(job_id, event, run_id)
-            except Exception:
-                log.warning("job %s: could not queue the %s webhook", job_id, event, exc_info=True)
-
-
 def rotate_webhook_secrets(batch_size: int = 500) -> int:
     """Re-encrypts every job's webhook secret under the newest config key (rotate_config_keys). Rows rewritten."""
-    from cryptography.fernet import InvalidToken
-
-    from configs.crypto import DecryptionFailed, fernet
-
     multi = fernet()
     rotated, last_id = 0, 0
     while True:
@@ -443,12 +395,7 @@ def run_now(job: ScheduledJob) -> JobHistory:
     run = JobHistory.objects.create(job=job, instance_id=job.instance_id, trigger=RunTrigger.MANUAL)
     run_id = run.pk
 
-    def enqueue() -> None:
-        from jobs.tasks import run_queued
-
-        run_queued.delay(run_id)
-
-    transaction.on_commit(enqueue)
+    transaction.on_commit(lambda: dispatch.run_queued(run_id))
     return run
 
 

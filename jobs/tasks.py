@@ -4,8 +4,8 @@ from datetime import datetime
 
 from celery import shared_task
 
-from jobs import runner, sweeper
-from jobs.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
+from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
+from jobs.running import runner, sweeper
 
 
 @shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)

@@ -3,8 +3,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from jobs import health, metrics
-from jobs.logs import run_for_link
+from jobs import health
+from jobs.ops import metrics
+from jobs.running.logs import run_for_link
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -13,7 +14,7 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 @require_GET
 def run_log(request: HttpRequest, token: str):
-    """Downloads a run's log through a signed, expiring link issued to one holder (jobs.logs).
+    """Downloads a run's log through a signed, expiring link issued to one holder (jobs.running.logs).
 
     Every refusal (bad, forged or expired link, run or job deleted, holder without access now, no log) is the same
     404: the answer must not tell a link-guesser which part failed.

@@ -32,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from redbeat.schedulers import RedBeatScheduler
 
-import jobs.metrics
+import jobs.ops.metrics
 import pointscene
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +46,8 @@ SERVICES = ["postgres", "redis", "migrate", "web", "worker", "beat"]
 APP_SERVICES = ["migrate", "web", "worker", "beat"]
 REQUIRED_SECRETS = ["SECRET_KEY", "CONFIG_ENCRYPTION_KEYS", "POSTGRES_PASSWORD"]
 # Variables the compose file may set that a tool reads rather than our settings, with where the tool reads them.
-# PROMETHEUS_MULTIPROC_DIR belongs to prometheus_client; jobs.metrics reads it to choose how to collect.
-TOOL_VARIABLES = {"WEB_CONCURRENCY": gunicorn.config, "PROMETHEUS_MULTIPROC_DIR": jobs.metrics}
+# PROMETHEUS_MULTIPROC_DIR belongs to prometheus_client; jobs.ops.metrics reads it to choose how to collect.
+TOOL_VARIABLES = {"WEB_CONCURRENCY": gunicorn.config, "PROMETHEUS_MULTIPROC_DIR": jobs.ops.metrics}
 # Variables of the Dockerfile's ENV lines that belong to Python, pip or the shell, not to our settings.
 IMAGE_TOOL_VARIABLES = {"PATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR"}
 IMAGE_TOOL_VARIABLES |= {"PIP_DISABLE_PIP_VERSION_CHECK", *TOOL_VARIABLES}
@@ -282,7 +282,7 @@ def test_it_runs_beat_with_our_redbeat_scheduler(compose):
     argv = command(compose["services"]["beat"])
     scheduler = option(argv, "-S", "--scheduler") or settings.CELERY_BEAT_SCHEDULER
 
-    assert scheduler == "jobs.beat.JobsScheduler"
+    assert scheduler == "jobs.scheduling.beat.JobsScheduler"
     assert issubclass(import_string(scheduler), RedBeatScheduler)
 
 

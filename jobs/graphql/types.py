@@ -2,9 +2,9 @@ import graphene
 from django.utils import timezone
 
 from jobs import history
-from jobs.logs import signed_log_url
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
+from jobs.running.logs import signed_log_url
 from jobs.secret_args import public_workflow
 from pointscene.graphql.scalars import JSON
 

@@ -24,8 +24,9 @@ from django.conf import settings
 
 from configs.crypto import DecryptionFailed
 from jobs import secret_args
-from jobs.outbound import RefusedAddress, hardened_session
-from jobs.tasktypes import ArgsCheck, StepContext, StepFailed, StepResult, TaskType, register
+from jobs.ops.outbound import RefusedAddress, hardened_session
+from jobs.steps import StepContext, StepFailed, StepResult
+from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_int
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

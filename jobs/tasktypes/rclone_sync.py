@@ -4,7 +4,9 @@ from pathlib import Path
 from django.conf import settings
 
 from configs.remotes import REMOTE_NAME
-from jobs.tasktypes import ArgsCheck, StepContext, StepResult, TaskType, register
+from jobs.steps import StepContext, StepResult
+from jobs.sync.rclone import SyncSpec, run_sync
+from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_bool, check_globs, check_int, check_resource
 from jobs.tasktypes.globs import as_list
 from pointscene.core.ids import parse_id
@@ -46,7 +48,6 @@ def check_args(args: dict, check: ArgsCheck) -> None:
 
 
 def run(ctx: StepContext) -> StepResult:
-    from jobs.sync import SyncSpec, run_sync  # the worker's side; keeps argument checking free of it
 
     args = ctx.args
     mode = args.get("mode") or "sync"

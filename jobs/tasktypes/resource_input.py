@@ -1,7 +1,8 @@
 from django.core.files.storage import default_storage
 
+from jobs.steps import StepContext, StepFailed, StepResult
 from jobs.storage import resource_area
-from jobs.tasktypes import ArgsCheck, StepContext, StepResult, TaskType, register
+from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_globs, check_resource
 from jobs.tasktypes.globs import as_list, selected
 from pointscene.core.ids import parse_id
@@ -40,8 +41,6 @@ def run(ctx: StepContext) -> StepResult:
             files.append({"path": path, "size": size})
             total += size
             if len(files) > MAX_FILES:
-                from jobs.tasktypes import StepFailed
-
                 raise StepFailed(f"the resource holds more than {MAX_FILES} matching files")
     ctx.log(f"resource {resource_id}: {len(files)} files, {total} bytes (include={include}, exclude={exclude})")
     return StepResult(

@@ -9,9 +9,10 @@ import enum
 import re
 from dataclasses import dataclass, field
 
+from django.contrib.auth import get_user_model
 from oauth2_provider.models import AccessToken
 
-from pointscene.core.models import Instance, Resource
+from pointscene.core.models import ApiClient, Instance, Resource
 
 INSTANCE_ALL = "instance-*"
 INSTANCE_CREATE = "instance-create"
@@ -122,12 +123,8 @@ def may_request_scope(scope: str, *, user_id: int | None, application_id: int | 
         return True
     if scope == INSTANCE_CREATE:
         if user_id is not None:
-            from django.contrib.auth import get_user_model
-
             user = get_user_model().objects.filter(pk=user_id).first()
             return bool(user and user.has_perm("core.add_instance"))
-        from pointscene.core.models import ApiClient
-
         return ApiClient.objects.filter(application_id=application_id, can_create_instances=True).exists()
     parsed = parse_scope(scope)
     if parsed is None:

@@ -16,9 +16,9 @@ import pytest
 from redbeat.decoder import to_timestamp
 
 from configs.crypto import fernet
-from jobs import services
-from jobs.beat import JobSchedule
 from jobs.models import ScheduledJob
+from jobs.running import outcome
+from jobs.scheduling.slots import JobSchedule
 from tests.fixtures.api import error_codes, row_snapshot
 from tests.fixtures.leaks import Scanner, register_secret
 from tests.fixtures.redbeat import assert_no_entry, stored_entry
@@ -742,7 +742,7 @@ def pause_with_orm(job: ScheduledJob) -> None:
 
 def pause_with_service(job: ScheduledJob) -> None:
     ScheduledJob.objects.filter(pk=job.pk).update(pause_after_failures=3, consecutive_failures=3)
-    assert services.pause_after_failures(job.pk, 3) is True
+    assert outcome.pause_after_failures(job.pk, 3) is True
 
 
 @pytest.mark.parametrize("pause", [pause_with_orm, pause_with_service], ids=["orm", "service"])

@@ -1,6 +1,6 @@
 """Who may do what: every operation against every scope kind, on Acme's ids and on Globex's.
 
-The rules (jobs/access.py): instance scopes cover everything in the instance (write implies read);
+The rules (pointscene/core/access.py): instance scopes cover everything in the instance (write implies read);
 resource scopes cover only addJobConfig on that one resource; a token reaches only the instances its client
 (or user) is linked to now; another tenant's ids answer NOT_FOUND with the very words a nonexistent id gets;
 what the caller may read but not write answers FORBIDDEN. A refused request changes nothing.

@@ -1,7 +1,7 @@
 """runScheduledJob, cancelJobRun and the run fields of JobHistory, through POST /graphql with real tokens.
 
 No worker runs here: runScheduledJob's message is read off the private test Redis, and the run is then executed
-by calling jobs.runner.run_queued directly, as a worker would.
+by calling jobs.running.runner.run_queued directly, as a worker would.
 """
 
 import base64
@@ -14,8 +14,9 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
-from jobs import runner, services
+from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus
+from jobs.running import runner
 from tests.fixtures.api import error_codes, row_snapshot
 
 RUN_FIELDS = "id jobId success status trigger scheduledFor startedAt finishedAt error steps logPath signedLogUrl"

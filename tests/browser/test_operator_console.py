@@ -20,8 +20,9 @@ from playwright.sync_api import Page, expect
 
 from configs.models import RemoteConfig
 from configs.services import add_job_config
-from jobs import runner, services
+from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus, RunTrigger, ScheduledJob
+from jobs.running import runner
 from pointscene.core.models import Instance, Resource
 from tests.browser.conftest import Screenshots
 from tests.fixtures.leaks import Scanner, register_secret

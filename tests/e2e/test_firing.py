@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from redbeat.schedulers import get_redis
 
-from jobs.beat import JobEntry, entry_name
 from jobs.models import JobHistory, RunStatus, RunTrigger
+from jobs.scheduling.entries import JobEntry, entry_name
 from pointscene.celery import app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

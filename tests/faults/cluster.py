@@ -57,7 +57,7 @@ SWEEP = int(ENV_OVERRIDES["JOBS_SWEEP_SECONDS"])
 LOCK_TIMEOUT = int(ENV_OVERRIDES["REDBEAT_LOCK_TIMEOUT"])
 GRACE = int(ENV_OVERRIDES["JOBS_MISFIRE_GRACE_SECONDS"])
 
-# RedBeat's and our beat's log texts (redbeat/schedulers.py, jobs/beat.py, celery/beat.py).
+# RedBeat's and our beat's log texts (redbeat/schedulers.py, jobs/scheduling/beat.py, celery/beat.py).
 BEAT_STARTING = "beat: Starting"
 BEAT_ACQUIRED = "beat: Acquired lock"
 BEAT_TAKEN_BACK = "lock had lapsed; taken back"

@@ -44,8 +44,8 @@ from hypothesis import strategies as st
 from configs.models import RemoteConfig
 from configs.services import add_job_config
 from jobs import services
-from jobs.beat import JobSchedule
 from jobs.models import FrequencyType, JobHistory, RunStatus, ScheduledJob
+from jobs.scheduling.slots import JobSchedule
 from pointscene.core.models import Instance, Resource
 from pointscene.graphql.schema import schema
 from tests.fixtures.api import row_snapshot

@@ -11,9 +11,11 @@ from django.utils import timezone
 
 from configs.services import add_job_config
 from jobs import admin as jobs_admin
-from jobs import scheduling, services
-from jobs.locks import cancel_requested, redis_client
+from jobs import services
 from jobs.models import JobHistory, RunStatus, ScheduledJob
+from jobs.running.locks import cancel_requested
+from jobs.scheduling import reconcile
+from pointscene.core.connections import redis_client
 from tests.fixtures.redbeat import assert_entry_matches, assert_no_entry, queued_messages
 
 ADMIN_PAGES = [
@@ -250,8 +252,8 @@ def test_it_searches_jobs_by_name_and_by_id(admin_client, job, interval_job):
 def test_the_pause_and_resume_actions_change_the_job_and_its_schedule_entry(
     admin_client, job, interval_job, clean_redis, django_capture_on_commit_callbacks
 ):
-    scheduling.sync_job(job.pk)
-    scheduling.sync_job(interval_job.pk)
+    reconcile.sync_job(job.pk)
+    reconcile.sync_job(interval_job.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
         said = action(admin_client, "scheduledjob", "pause", [job, interval_job])
@@ -403,7 +405,7 @@ def test_the_run_now_button_queues_a_run_and_only_answers_post(
 def test_the_pause_and_resume_buttons_follow_the_schedule(
     admin_client, job, clean_redis, django_capture_on_commit_callbacks
 ):
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
         assert admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/pause/").status_code == 302

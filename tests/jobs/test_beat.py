@@ -1,4 +1,4 @@
-"""The beat side (jobs/beat.py): JobSchedule's arithmetic and JSON form, and JobsScheduler firing job entries.
+"""The beat side (jobs/scheduling/): JobSchedule's arithmetic and JSON form, and JobsScheduler firing job entries.
 
 In-process, no beat or worker processes: the scheduler is built lazily (no setup_schedule, no HA lock) and
 fire_jobs/tick are called with entries written by jobs.scheduling. Runs land as kombu messages in the Celery
@@ -15,9 +15,12 @@ import redis
 from django.conf import settings
 from redbeat.decoder import to_timestamp
 
-from jobs import scheduling, services
-from jobs.beat import MAX_CATCHUP, RUN_TASK, Decoder, Encoder, JobEntry, JobSchedule, JobsScheduler
+from jobs import services
 from jobs.models import FrequencyType, ScheduledJob
+from jobs.scheduling import reconcile
+from jobs.scheduling.beat import JobsScheduler
+from jobs.scheduling.entries import RUN_TASK, Decoder, Encoder, JobEntry
+from jobs.scheduling.slots import MAX_CATCHUP, JobSchedule
 from pointscene.celery import app
 from tests.fixtures.redbeat import (
     assert_entry_matches,
@@ -250,7 +253,7 @@ def make_job(instance, workflow):
     def make(**fields) -> ScheduledJob:
         fields.setdefault("frequency_type", CRON)
         job = services.create_job(instance=instance, workflow=workflow, **fields)
-        assert scheduling.sync_job(job.pk) == "added"
+        assert reconcile.sync_job(job.pk) == "added"
         return job
 
     return make
@@ -448,7 +451,7 @@ def many_due(instance, workflow):
         for _ in range(MANY)
     )
     ids = set(ScheduledJob.objects.values_list("pk", flat=True))
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
     assert sorted(changes["added"]) == sorted(ids)
     client = redis_client()
     keys = client.zrangebyscore(schedule_key(), 0, "+inf")
@@ -527,7 +530,7 @@ def test_fire_jobs_publishes_two_thousand_runs_in_a_bounded_number_of_round_trip
 
 
 def test_tick_fires_the_job_entries_that_are_due(scheduler, make_job):
-    scheduling.reconcile()  # the marker: tick has nothing to reconcile
+    reconcile.reconcile()  # the marker: tick has nothing to reconcile
     job = make_job(cron_expression="* * * * *")
     idle = make_job(cron_expression="0 0 1 1 *")
     if now().second >= 60 - scheduler.lookahead - 3:
@@ -554,7 +557,7 @@ def test_tick_fires_the_job_entries_that_are_due(scheduler, make_job):
 
 
 def test_tick_sends_nothing_when_nothing_is_due(scheduler, make_job):
-    scheduling.reconcile()
+    reconcile.reconcile()
     make_job(cron_expression="0 0 1 1 *")
 
     wait = scheduler.tick()
@@ -579,7 +582,7 @@ def test_tick_after_a_flush_rebuilds_the_entries_from_the_database(scheduler, in
     assert entry_job_ids() == {"hashes": active, "members": active}
     for job in jobs[:2]:
         assert_entry_matches(job)
-    assert scheduling.reconcile_due() is False
+    assert reconcile.reconcile_due() is False
     assert queued_messages() == []
 
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.locks import redis_client
-from jobs.scheduling import marker_key
+from jobs.scheduling.reconcile import marker_key
+from pointscene.core.connections import redis_client
 
 pytestmark = pytest.mark.usefixtures("clean_redis")
 

@@ -5,9 +5,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from moto.server import ThreadedMotoServer
 
-from jobs import runner
-from jobs.logs import signed_log_url
 from jobs.models import FrequencyType, JobHistory, RunStatus
+from jobs.running import runner
+from jobs.running.logs import signed_log_url
 from jobs.services import create_job
 from tests.environment import free_port
 

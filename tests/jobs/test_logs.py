@@ -11,9 +11,10 @@ from django.conf import settings as django_settings
 from django.core import signing
 from django.core.files.storage import default_storage
 
-from jobs import runner, services
-from jobs.logs import SALT, RunLog, holder_of, sign_run, signed_log_url, unsign_run
+from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus
+from jobs.running import runner
+from jobs.running.logs import SALT, RunLog, holder_of, sign_run, signed_log_url, unsign_run
 from pointscene.core.access import Principal
 from pointscene.core.models import ApiClient
 

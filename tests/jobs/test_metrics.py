@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs import runner, services
+from jobs import services
 from jobs.models import FrequencyType
+from jobs.running import runner
 
 pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed", "metrics_token")
 

@@ -1,4 +1,4 @@
-"""The failure webhook (jobs.notify) against a real HTTP receiver on loopback: what it sends and signs, when it
+"""The failure webhook (jobs.ops.notify) against a real HTTP receiver on loopback: what it sends and signs, when it
 retries and when it gives up, that it refuses private targets by default, and that the secret stays out of bodies,
 logs and exception text. The Celery task runs locally with `apply` (eager: its retries run at once, no countdown).
 """
@@ -18,7 +18,7 @@ import pytest
 
 from configs.crypto import fernet
 from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
-from jobs.notify import WebhookRetry, backoff_seconds, deliver, notify_webhook, payload, sign
+from jobs.ops.notify import WebhookRetry, backoff_seconds, deliver, notify_webhook, payload, sign
 from pointscene.core.models import Instance
 
 pytestmark = pytest.mark.django_db
@@ -276,7 +276,7 @@ def test_it_gives_up_on_404(receiver, allow_loopback, instance, caplog):
     run = make_run(job)
     receiver.statuses = [404]
 
-    with caplog.at_level(logging.INFO, logger="jobs.notify"):
+    with caplog.at_level(logging.INFO, logger="jobs.ops.notify"):
         assert deliver(job.pk, "run.failed", run.pk) == 404
 
     assert len(receiver.deliveries) == 1
@@ -306,7 +306,7 @@ def test_the_task_retries_until_delivered(receiver, allow_loopback, instance, ca
     run = make_run(job)
     receiver.statuses = [500, 503, 200]
 
-    with caplog.at_level(logging.INFO, logger="jobs.notify"):
+    with caplog.at_level(logging.INFO, logger="jobs.ops.notify"):
         result = notify_webhook.apply(args=[job.pk, "run.failed", run.pk])
 
     assert result.successful()
@@ -324,7 +324,7 @@ def test_the_task_gives_up_after_five_retries(receiver, allow_loopback, instance
     job = make_job(instance, receiver.url)
     receiver.statuses = [500] * 10
 
-    with caplog.at_level(logging.INFO, logger="jobs.notify"):
+    with caplog.at_level(logging.INFO, logger="jobs.ops.notify"):
         result = notify_webhook.apply(args=[job.pk, "job.paused", None])
 
     assert result.successful()

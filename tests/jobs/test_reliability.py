@@ -15,11 +15,15 @@ from django.db import connection
 from redbeat.decoder import to_timestamp
 
 from configs.crypto import fernet
-from jobs import runner, scheduling, services, sweeper
-from jobs.beat import REDIS_RETRY_SECONDS, JobSchedule, JobsScheduler
-from jobs.locks import RunLock, redis_client
+from jobs import services
 from jobs.models import FrequencyType, JobHistory, OverlapPolicy, RunStatus, RunTrigger, ScheduledJob
+from jobs.running import runner, sweeper
+from jobs.running.locks import RunLock
+from jobs.scheduling import reconcile
+from jobs.scheduling.beat import REDIS_RETRY_SECONDS, JobsScheduler
+from jobs.scheduling.slots import JobSchedule
 from pointscene.celery import app
+from pointscene.core.connections import redis_client
 from tests.fixtures.redbeat import entry_key, queued_messages, stored_entry
 from tests.fixtures.redbeat import redis_client as beat_redis
 
@@ -187,7 +191,7 @@ def test_it_gives_each_job_a_fixed_jitter_within_its_bound(instance, http_server
 def test_it_publishes_a_jittered_slot_at_its_offset_with_the_slot_as_key(instance, http_server):
     job = make_job(instance, http_server.url("/ok"), cron="0 3 * * *", jitter_seconds=600)
     offset = job.jitter_offset
-    assert scheduling.sync_job(job.pk) in {"added", "updated", "unchanged"}
+    assert reconcile.sync_job(job.pk) in {"added", "updated", "unchanged"}
     schedule = JobSchedule.for_job(job)
     slot = schedule.next_after(datetime.now(UTC))
     assert stored_entry(job.pk).score == to_timestamp(slot + timedelta(seconds=offset))
@@ -362,7 +366,7 @@ def test_it_pauses_the_job_after_its_consecutive_failures_and_notifies(
         webhook_url="https://hooks.example.com/x",
         webhook_secret="s3cret-webhook-key-123",
     )
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
     runner.run_scheduled(job.pk, minute(0))
     job.refresh_from_db()
     assert (job.active, job.consecutive_failures) == (True, 1)
@@ -515,7 +519,7 @@ def test_reconcile_counts_a_lost_entry_from_the_jobs_last_recorded_slot(instance
     JobHistory.objects.create(job=job, instance=instance, scheduled_for=minute(-5), status=RunStatus.SUCCEEDED)
     redis_client().flushdb()
 
-    scheduling.reconcile()
+    reconcile.reconcile()
 
     entry = stored_entry(job.pk)
     assert entry.last_run_at == minute(-5)
@@ -542,7 +546,7 @@ def test_beat_keeps_ticking_while_redis_is_down_and_fires_once_it_is_back(instan
     if environment.SERVER is None:
         pytest.skip("needs the session's private redis-server (TEST_REDIS_URL is set)")
     job = make_job(instance, http_server.url("/ok"))
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
     beat = JobsScheduler(app, lazy=True)
     beat.lock_key = None
     environment.SERVER.stop()

@@ -1,4 +1,4 @@
-"""The run side, in process: jobs.runner called directly (no worker), with real PostgreSQL (or SQLite), the test
+"""The run side, in process: jobs.running.runner called directly (no worker), with real PostgreSQL (or SQLite), the test
 session's private Redis (the run lock) and a real HTTP server on loopback for http.request steps.
 """
 
@@ -16,11 +16,13 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from jobs import runner, services, tasktypes
-from jobs.locks import RunLock
+from jobs import services, tasktypes
 from jobs.models import FrequencyType, JobHistory, RunStatus, RunTrigger, ScheduledJob
+from jobs.running import runner
+from jobs.running.locks import RunLock
+from jobs.steps import StepResult
 from jobs.storage import resource_area, run_log_path
-from jobs.tasktypes import StepResult, TaskType
+from jobs.tasktypes import TaskType
 from pointscene.core import errors
 
 SLOT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
@@ -499,6 +501,9 @@ def test_it_runs_again_once_a_crashed_workers_lease_ran_out(instance, http_serve
     assert run.status == RunStatus.SUCCEEDED
 
 
+# Committed rows: the run's watcher thread writes heartbeats on its own connection, which on SQLite would wait
+# for this test's open transaction (and its lease renewals with it).
+@pytest.mark.django_db(transaction=True)
 def test_it_renews_the_lease_while_a_run_outlasts_it(settings, instance, http_server):
     settings.JOBS_RUN_LOCK_LEASE = 3
     job = make_job(instance, [ping("slow", http_server.url("/slow"))])

@@ -1,4 +1,4 @@
-"""When jobs run: cron and interval arithmetic (jobs/schedule.py) and ScheduledJob.next_runs/next_run.
+"""When jobs run: cron and interval arithmetic (jobs/timing.py) and ScheduledJob.next_runs/next_run.
 
 Time is injected through `after=`; nothing here sleeps or reads the clock.
 """
@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobs.models import FrequencyType, ScheduledJob
-from jobs.schedule import InvalidCron, normalize_cron
+from jobs.timing import InvalidCron, normalize_cron
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 NEW_YORK = ZoneInfo("America/New_York")

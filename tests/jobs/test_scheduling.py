@@ -13,9 +13,11 @@ import pytest
 from django.core.management import call_command
 from redbeat.decoder import to_timestamp
 
-from jobs import scheduling, services
-from jobs.beat import JobEntry, JobSchedule
+from jobs import services
 from jobs.models import FrequencyType, ScheduledJob
+from jobs.scheduling import reconcile
+from jobs.scheduling.entries import JobEntry
+from jobs.scheduling.slots import JobSchedule
 from tests import environment
 from tests.fixtures.api import error_codes
 from tests.fixtures.cast import sync_workflow
@@ -200,7 +202,7 @@ def test_it_writes_nothing_to_redis_before_the_commit(
 def test_it_changes_nothing_in_redis_before_the_commit(
     api, acme_token, job, django_capture_on_commit_callbacks, mutation
 ):
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
     before = snapshot(job.pk)
     query, variables = mutation(job)
 
@@ -312,7 +314,7 @@ def test_it_leaves_the_entry_unchanged_when_the_schedule_does_not_change(create,
     assert status == 200
     assert "errors" not in body, body
     assert snapshot(job.pk) == before
-    assert scheduling.sync_job(job.pk) == "unchanged"
+    assert reconcile.sync_job(job.pk) == "unchanged"
     assert snapshot(job.pk) == before
 
 
@@ -323,7 +325,7 @@ def test_it_leaves_an_interval_entry_unchanged_on_rename(create, update):
     update(job, name="renamed", workflow=sync_workflow(job.instance, job.instance.resources.get()))
 
     assert snapshot(job.pk) == before
-    assert scheduling.sync_job(job.pk) == "unchanged"
+    assert reconcile.sync_job(job.pk) == "unchanged"
 
 
 @pytest.mark.parametrize(
@@ -389,40 +391,40 @@ def test_it_adds_nothing_when_a_create_fails(gql, instance, workflow):
 
 
 def test_sync_job_says_what_it_did(job):
-    assert scheduling.sync_job(job.pk) == "added"
-    assert scheduling.sync_job(job.pk) == "unchanged"
+    assert reconcile.sync_job(job.pk) == "added"
+    assert reconcile.sync_job(job.pk) == "unchanged"
 
     ScheduledJob.objects.filter(pk=job.pk).update(cron_expression="0 3 * * *")
-    assert scheduling.sync_job(job.pk) == "updated"
+    assert reconcile.sync_job(job.pk) == "updated"
     assert_entry_matches(job)
 
     ScheduledJob.objects.filter(pk=job.pk).update(active=False)
-    assert scheduling.sync_job(job.pk) == "removed"
-    assert scheduling.sync_job(job.pk) == "unchanged"
+    assert reconcile.sync_job(job.pk) == "removed"
+    assert reconcile.sync_job(job.pk) == "unchanged"
     assert_no_entry(job.pk)
 
     ScheduledJob.objects.filter(pk=job.pk).update(active=True)
-    assert scheduling.sync_job(job.pk) == "added"
+    assert reconcile.sync_job(job.pk) == "added"
     job_id = job.pk
     ScheduledJob.objects.filter(pk=job_id).delete()
-    assert scheduling.sync_job(job_id) == "removed"
+    assert reconcile.sync_job(job_id) == "removed"
     assert_no_entry(job_id)
 
 
 def test_sync_job_of_an_unknown_id_removes_nothing_else(job):
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
     before = snapshot(job.pk)
 
-    assert scheduling.sync_job(job.pk + 1000) == "unchanged"
+    assert reconcile.sync_job(job.pk + 1000) == "unchanged"
     assert snapshot(job.pk) == before
 
 
 def test_sync_job_puts_back_an_entry_missing_from_the_schedule_zset(job):
     """A hash without its zset member never fires; sync_job must not call that 'unchanged'."""
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
     redis_client().zrem(schedule_key(), entry_key(job.pk))
 
-    result = scheduling.sync_job(job.pk)
+    result = reconcile.sync_job(job.pk)
 
     assert result in {"added", "updated"}
     assert_entry_matches(job)
@@ -473,7 +475,7 @@ def test_admin_save_path_writes_nothing_before_the_commit(job, django_capture_on
 
 
 def test_the_admin_change_form_syncs_the_entry(admin_client, job, django_capture_on_commit_callbacks):
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
     form = {
         "instance": job.instance_id,
         "name": job.name,
@@ -494,7 +496,7 @@ def test_the_admin_change_form_syncs_the_entry(admin_client, job, django_capture
 
 
 def test_the_admin_delete_removes_the_entry(admin_client, job, django_capture_on_commit_callbacks):
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/delete/", {"post": "yes"})
@@ -540,7 +542,7 @@ def tamper(job_id: int, **schedule) -> None:
 def test_reconcile_of_a_database_in_step_changes_nothing(fleet):
     before = {job.pk: snapshot(job.pk) for job in fleet}
 
-    assert scheduling.reconcile() == {"added": [], "removed": [], "fixed": []}
+    assert reconcile.reconcile() == {"added": [], "removed": [], "fixed": []}
     assert {job.pk: snapshot(job.pk) for job in fleet} == before
 
 
@@ -551,7 +553,7 @@ def test_reconcile_adds_missing_entries(fleet):
     client.delete(entry_key(fleet[2].pk))
     client.zrem(schedule_key(), entry_key(fleet[2].pk))
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": sorted([fleet[0].pk, fleet[2].pk]), "removed": [], "fixed": []}
     for job in fleet:
@@ -561,7 +563,7 @@ def test_reconcile_adds_missing_entries(fleet):
 def test_reconcile_restores_everything_after_a_flush(fleet):
     redis_client().flushdb()
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": sorted(job.pk for job in fleet), "removed": [], "fixed": []}
     ids = {job.pk for job in fleet}
@@ -580,7 +582,7 @@ def test_reconcile_removes_orphans(fleet, django_capture_on_commit_callbacks):
     assert stored_entry(deleted).exists
     assert stored_entry(paused).exists
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": [], "removed": sorted([deleted, paused, never_existed]), "fixed": []}
     for job_id in (deleted, paused, never_existed):
@@ -596,7 +598,7 @@ def test_reconcile_removes_an_orphan_left_only_in_the_zset_or_only_as_a_hash(fle
     write_orphan(only_hash)
     client.zrem(schedule_key(), entry_key(only_hash))
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes["removed"] == [only_member, only_hash]
     assert_no_entry(only_member)
@@ -617,7 +619,7 @@ def test_reconcile_fixes_a_drifted_definition(fleet, drift):
     assert stored_entry(drifted.pk).schedule != JobSchedule.for_job(drifted)
 
     before = now()
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": [], "removed": [], "fixed": [drifted.pk]}
     assert_entry_matches(drifted, synced_between=(before, now()))
@@ -627,7 +629,7 @@ def test_reconcile_fixes_an_interval_entry_with_a_stale_anchor(fleet):
     drifted = fleet[2]
     tamper(drifted.pk, anchor="2001-01-01T00:00:00+00:00", every_minutes=15)
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes["fixed"] == [drifted.pk]
     assert stored_entry(drifted.pk).schedule.anchor == ScheduledJob.objects.get(pk=drifted.pk).schedule_anchor
@@ -636,7 +638,7 @@ def test_reconcile_fixes_an_interval_entry_with_a_stale_anchor(fleet):
 def test_reconcile_fixes_a_definition_that_is_not_json_of_a_schedule(fleet):
     redis_client().hset(entry_key(fleet[3].pk), "definition", json.dumps({"name": "junk"}))
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": [], "removed": [], "fixed": [fleet[3].pk]}
     assert_entry_matches(fleet[3])
@@ -645,7 +647,7 @@ def test_reconcile_fixes_a_definition_that_is_not_json_of_a_schedule(fleet):
 def test_reconcile_puts_back_an_entry_missing_from_the_zset(fleet):
     redis_client().zrem(schedule_key(), entry_key(fleet[4].pk))
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert fleet[4].pk in changes["fixed"] + changes["added"]
     assert_entry_matches(fleet[4])
@@ -655,7 +657,7 @@ def test_reconcile_fixes_a_score_later_than_the_next_slot(fleet):
     # A score past the job's next slot would silently skip runs.
     redis_client().zadd(schedule_key(), {entry_key(fleet[4].pk): 4102444800})  # 2100-01-01
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": [], "removed": [], "fixed": [fleet[4].pk]}
     assert_entry_matches(fleet[4])
@@ -666,7 +668,7 @@ def test_reconcile_leaves_a_due_score_for_beat_to_fire(fleet):
     early = redis_client().zscore(schedule_key(), entry_key(fleet[4].pk)) - 30
     redis_client().zadd(schedule_key(), {entry_key(fleet[4].pk): early})
 
-    assert scheduling.reconcile() == {"added": [], "removed": [], "fixed": []}
+    assert reconcile.reconcile() == {"added": [], "removed": [], "fixed": []}
     assert redis_client().zscore(schedule_key(), entry_key(fleet[4].pk)) == early
 
 
@@ -680,8 +682,8 @@ def test_reconcile_returns_exactly_what_it_changed_and_is_idempotent(fleet):
     ScheduledJob.objects.filter(pk=orphan.pk).delete()
     untouched = {job.pk: snapshot(job.pk) for job in fleet[3:]}
 
-    first = scheduling.reconcile()
-    second = scheduling.reconcile()
+    first = reconcile.reconcile()
+    second = reconcile.reconcile()
 
     assert first == {"added": [missing], "removed": [orphan.pk], "fixed": [drifted]}
     assert second == {"added": [], "removed": [], "fixed": []}
@@ -693,30 +695,30 @@ def test_reconcile_returns_exactly_what_it_changed_and_is_idempotent(fleet):
 def test_reconcile_sets_the_marker_and_reconcile_due_follows_it(fleet):
     client = redis_client()
     client.flushdb()
-    assert scheduling.reconcile_due() is True
+    assert reconcile.reconcile_due() is True
 
     before = now()
-    scheduling.reconcile()
+    reconcile.reconcile()
 
-    marker = client.get(scheduling.marker_key())
+    marker = client.get(reconcile.marker_key())
     assert marker is not None
     assert before <= datetime.fromisoformat(marker) <= now()
-    assert scheduling.reconcile_due() is False
+    assert reconcile.reconcile_due() is False
 
     client.flushdb()
-    assert scheduling.reconcile_due() is True
+    assert reconcile.reconcile_due() is True
 
 
 def test_reconcile_due_when_the_marker_is_old_or_unreadable(settings, fleet):
     client = redis_client()
-    scheduling.reconcile()
+    reconcile.reconcile()
     settings.JOBS_RECONCILE_SECONDS = 600
-    client.set(scheduling.marker_key(), "2001-01-01T00:00:00+00:00")
-    assert scheduling.reconcile_due() is True
-    client.set(scheduling.marker_key(), "not a time")
-    assert scheduling.reconcile_due() is True
-    client.set(scheduling.marker_key(), now().isoformat())
-    assert scheduling.reconcile_due() is False
+    client.set(reconcile.marker_key(), "2001-01-01T00:00:00+00:00")
+    assert reconcile.reconcile_due() is True
+    client.set(reconcile.marker_key(), "not a time")
+    assert reconcile.reconcile_due() is True
+    client.set(reconcile.marker_key(), now().isoformat())
+    assert reconcile.reconcile_due() is False
 
 
 def test_sync_schedules_prints_what_reconcile_changed(fleet):
@@ -734,7 +736,7 @@ def test_sync_schedules_prints_what_reconcile_changed(fleet):
     for job in fleet:
         assert_entry_matches(job)
     assert_no_entry(orphan)
-    assert scheduling.reconcile_due() is False
+    assert reconcile.reconcile_due() is False
 
     again = StringIO()
     call_command("sync_schedules", stdout=again)
@@ -744,7 +746,7 @@ def test_sync_schedules_prints_what_reconcile_changed(fleet):
 def test_reconcile_handles_more_jobs_than_one_batch(instance, workflow):
     ScheduledJob.objects.bulk_create(
         ScheduledJob(instance=instance, workflow=workflow, frequency_type=CRON, cron_expression="0 * * * *")
-        for _ in range(scheduling.BATCH * 2 + 5)
+        for _ in range(reconcile.BATCH * 2 + 5)
     )
     ScheduledJob.objects.bulk_create(
         ScheduledJob(
@@ -756,13 +758,13 @@ def test_reconcile_handles_more_jobs_than_one_batch(instance, workflow):
     for job_id in ScheduledJob.objects.filter(active=False).values_list("pk", flat=True)[:3]:
         write_orphan(job_id)
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert set(changes["added"]) == active
     assert len(changes["added"]) == len(active)
     assert len(changes["removed"]) == 3
     assert entry_job_ids() == {"hashes": active, "members": active}
-    assert scheduling.reconcile() == {"added": [], "removed": [], "fixed": []}
+    assert reconcile.reconcile() == {"added": [], "removed": [], "fixed": []}
 
 
 # --------------------------------------------------------------------------- Redis away at commit time
@@ -819,8 +821,8 @@ def test_a_redis_outage_at_commit_does_not_fail_the_mutation(
     assert any("could not sync the schedule" in r.getMessage() for r in caplog.records), caplog.text
     # Redis (back, but empty after the restart) gets it from reconciliation.
     environment.SERVER.restart()
-    assert scheduling.reconcile_due() is True
-    changes = scheduling.reconcile()
+    assert reconcile.reconcile_due() is True
+    changes = reconcile.reconcile()
 
     active = set(ScheduledJob.objects.filter(active=True).values_list("pk", flat=True))
     assert changes == {"added": sorted(active), "removed": [], "fixed": []}
@@ -849,7 +851,7 @@ def test_a_redis_outage_at_commit_is_repaired_by_reconcile_when_redis_kept_its_d
         client.restore(key, 0, value, replace=True)
     assert stored_entry(job.pk).schedule == JobSchedule("cron", cron="30 2 * * *", tz="UTC")
 
-    changes = scheduling.reconcile()
+    changes = reconcile.reconcile()
 
     assert changes == {"added": [], "removed": [paused.pk], "fixed": [job.pk]}
     assert_entry_matches(job)
@@ -857,9 +859,9 @@ def test_a_redis_outage_at_commit_is_repaired_by_reconcile_when_redis_kept_its_d
 
 
 def test_an_entry_decodes_with_the_redbeat_entry_class(job):
-    scheduling.sync_job(job.pk)
+    reconcile.sync_job(job.pk)
 
-    entry = JobEntry.from_key(entry_key(job.pk), app=scheduling.app)
+    entry = JobEntry.from_key(entry_key(job.pk), app=reconcile.app)
 
     assert entry.schedule == JobSchedule.for_job(job)
     assert entry.task == "jobs.run_scheduled"

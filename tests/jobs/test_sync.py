@@ -1,4 +1,4 @@
-"""rclone.sync / sync.files steps, run by jobs.runner in process, with the real rclone binary against real
+"""rclone.sync / sync.files steps, run by jobs.running.runner in process, with the real rclone binary against real
 servers on loopback (rclone serve s3/sftp/webdav) and local folders, real PostgreSQL (or SQLite) and the
 session's private Redis."""
 
@@ -13,8 +13,9 @@ from django.core.files.storage import default_storage
 from configs import services as configs
 from configs.crypto import decrypt_json
 from configs.models import RemoteConfig
-from jobs import runner, services
+from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus
+from jobs.running import runner
 from tests.fixtures.rclone import read_tree, write_tree
 from tests.jobs.test_runner import in_thread, wait_until
 

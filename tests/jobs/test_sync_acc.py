@@ -1,5 +1,5 @@
 """`acc` remotes in sync steps: the real rclone, through the worker's loopback WebDAV bridge, against the fake
-APS server (tests/fakes/aps.py), run by jobs.runner in process with real PostgreSQL (or SQLite) and Redis."""
+APS server (tests/fakes/aps.py), run by jobs.running.runner in process with real PostgreSQL (or SQLite) and Redis."""
 
 import json
 import os
@@ -12,8 +12,8 @@ import pytest
 from configs import services as configs
 from configs.crypto import decrypt_json
 from configs.models import RemoteConfig
-from jobs.acc.tokens import StoredToken
 from jobs.models import RunStatus
+from jobs.sync.acc.tokens import StoredToken
 from tests.fakes.aps import FakeAps
 from tests.fakes.drive import FakeDrive
 from tests.fakes.tls_proxy import InterceptingProxy

@@ -14,8 +14,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from jobs import tasktypes
+from jobs.steps import RunCancelled, StepContext, StepFailed
 from jobs.storage import resource_area
-from jobs.tasktypes import RunCancelled, StepContext, StepFailed
 from jobs.tasktypes.globs import selected
 
 

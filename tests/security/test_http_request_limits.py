@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from jobs import tasktypes
-from jobs.tasktypes import ArgsCheck, StepContext, StepFailed
+from jobs.steps import StepContext, StepFailed, StepResult
+from jobs.tasktypes import ArgsCheck
 
 MIB = 1024 * 1024
 HUGE = 200 * MIB
@@ -125,7 +126,7 @@ def loopback_allowed(settings):
     settings.JOBS_HTTP_ALLOW_PRIVATE = True
 
 
-def http(args: dict) -> tuple[tasktypes.StepResult, list[str]]:
+def http(args: dict) -> tuple[StepResult, list[str]]:
     lines: list[str] = []
     ctx = StepContext(
         run_id=1,

@@ -23,8 +23,8 @@ from django.test import Client as HttpClient
 from django.utils.crypto import salted_hmac
 
 from jobs import services
-from jobs.logs import SALT, signed_log_url
 from jobs.models import JobHistory, RunStatus
+from jobs.running.logs import SALT, signed_log_url
 from pointscene.core.models import ApiClient
 
 LOG_TEXT = b"2026-01-01T00:00:00.000Z [ping] succeeded\n"

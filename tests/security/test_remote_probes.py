@@ -188,7 +188,7 @@ def test_it_refuses_a_name_that_rebinds_to_loopback_after_it_was_checked(remote,
         # the worker's loopback for the connection itself.
         fake_dns.set(f"{host}.rebind.example.com", "93.184.215.14", "127.0.0.1")
     configs.add_job_config(resource, {"probe": remote})
-    from jobs.outbound import tenant_policy
+    from jobs.ops.outbound import tenant_policy
 
     resolve = tenant_policy(allow_private=False).resolver
     host = next(v for k, v in remote.items() if k in ("url", "endpoint", "token_url", "host"))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from jobs.outbound import tenant_policy
+from jobs.ops.outbound import tenant_policy
 from pointscene.core.addresses import NotAllowed
 
 

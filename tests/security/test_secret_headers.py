@@ -12,8 +12,9 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 
 from configs.crypto import fernet
-from jobs import runner, secret_args, services
+from jobs import secret_args, services
 from jobs.models import FrequencyType, JobHistory, RunStatus, ScheduledJob
+from jobs.running import runner
 from tests.fixtures.api import row_snapshot
 from tests.fixtures.http import LocalServer
 from tests.fixtures.leaks import register_secret

@@ -1,4 +1,4 @@
-from jobs import scheduling
+from jobs.scheduling import reconcile
 from pointscene.core.commands import JsonCommand
 
 
@@ -9,4 +9,4 @@ class Command(JsonCommand):
     )
 
     def run(self, **options):
-        return scheduling.reconcile()
+        return reconcile.reconcile()

@@ -28,12 +28,12 @@ from django.core.files.storage import FileSystemStorage, storages
 
 from configs import rclone, remotes
 from configs.services import remotes_for_run, store_refreshed_token
-from jobs.acc.bridge import AccProject, Bridge
-from jobs.acc.client import ApsClient
-from jobs.acc.tokens import StoredToken
-from jobs.outbound import tenant_policy
+from jobs.ops.outbound import tenant_policy
+from jobs.steps import RunCancelled, StepContext, StepFailed, StepResult
 from jobs.storage import resource_area
-from jobs.tasktypes import RunCancelled, StepContext, StepFailed, StepResult
+from jobs.sync.acc.bridge import AccProject, Bridge
+from jobs.sync.acc.client import ApsClient
+from jobs.sync.acc.tokens import StoredToken
 from pointscene import logconfig
 from pointscene.core.egress import EgressProxy, proxy_environment, upstream_from_environment
 

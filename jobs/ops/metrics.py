@@ -18,6 +18,9 @@ from django.db.models import Count
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
+from jobs.models import JobHistory, RunStatus, ScheduledJob
+from pointscene.core.connections import redis_client
+
 log = logging.getLogger(__name__)
 
 RUNS = Counter("pointscene_runs_total", "Runs that ended, by outcome and trigger.", ["status", "trigger"])
@@ -76,9 +79,6 @@ class StateCollector:
     """What is true now, read at scrape time."""
 
     def collect(self):
-        from jobs.locks import redis_client
-        from jobs.models import JobHistory, RunStatus, ScheduledJob
-
         active = GaugeMetricFamily("pointscene_active_jobs", "Jobs that are active (scheduled).")
         active.add_metric([], ScheduledJob.objects.filter(active=True).count())
         yield active

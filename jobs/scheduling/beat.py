@@ -12,213 +12,31 @@ import logging
 import time
 from datetime import UTC, datetime, timedelta
 
-from celery.schedules import BaseSchedule, schedstate
 from django.conf import settings
-from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp
-from redbeat.schedulers import RedBeatScheduler, RedBeatSchedulerEntry, get_redis
+from redbeat.decoder import to_timestamp
+from redbeat.schedulers import RedBeatScheduler, get_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobs.schedule import cron_occurrences, interval_occurrences
+from jobs.scheduling import reconcile
+from jobs.scheduling.entries import (
+    ADVANCE_IF_UNCHANGED,
+    DROP_IF_GONE,
+    ENTRY_PREFIX,
+    MISSED_TASK,
+    RUN_TASK,
+    JobEntry,
+    encode_meta,
+    job_id_of,
+)
+from jobs.scheduling.slots import MAX_LOOKAHEAD, JobSchedule
 
 log = logging.getLogger(__name__)
 
-RUN_TASK = "jobs.run_scheduled"
-MISSED_TASK = "jobs.record_missed"
-ENTRY_PREFIX = "job-"
 PUBLISH_BATCH = 1000
-# The furthest ahead beat publishes, however crowded the coming minute: ETA messages wait in workers until due.
-MAX_LOOKAHEAD = 60
 FIRE_CHUNK = 5000
-# The API may change or remove an entry between the tick's read and its write: only the entry that was read is
-# advanced, and only an entry that is really gone leaves the schedule.
-ADVANCE_IF_UNCHANGED = """
-if redis.call('HGET', KEYS[1], 'definition') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'meta', ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-end
-"""
-DROP_IF_GONE = """
-if redis.call('HEXISTS', KEYS[1], 'definition') == 0 then
-  redis.call('ZREM', KEYS[2], KEYS[1])
-end
-"""
-# How far back a late beat looks for the latest due slot; anything older is simply not run (missed).
-MAX_CATCHUP = timedelta(days=2)
 REDIS_RETRY_SECONDS = 1.0
-
-
-class JobSchedule(BaseSchedule):
-    """A job's cron (in its own time zone) or interval schedule, computed by jobs.schedule."""
-
-    def __init__(
-        self,
-        kind: str,
-        cron: str | None = None,
-        tz: str = "UTC",
-        every_minutes: int | None = None,
-        anchor: datetime | None = None,
-        offset: int = 0,
-        app=None,
-    ) -> None:
-        self.kind = kind
-        self.cron = cron
-        self.tz = tz
-        self.every_minutes = every_minutes
-        self.anchor = anchor
-        # The job's jitter: its runs start this many seconds after each slot (the slot stays the run's key).
-        self.offset = offset
-        super().__init__(app=app)
-
-    @classmethod
-    def for_job(cls, job) -> "JobSchedule":
-        if job.frequency_type == "CRON_BASED":
-            return cls("cron", cron=job.cron_expression, tz=job.timezone, offset=job.jitter_offset)
-        return cls(
-            "interval",
-            every_minutes=job.interval_minutes,
-            anchor=job.schedule_anchor.astimezone(UTC),
-            offset=job.jitter_offset,
-        )
-
-    def fire_at(self, slot: datetime) -> datetime:
-        return slot + timedelta(seconds=self.offset)
-
-    def next_fire_after(self, after: datetime) -> datetime:
-        """When the first slot after `after` fires: an entry's score once `after` was its last slot."""
-        return self.fire_at(self.next_after(after))
-
-    def occurrences_after(self, after: datetime):
-        if self.kind == "cron":
-            return cron_occurrences(self.cron, self.tz, after)
-        return interval_occurrences(self.anchor, self.every_minutes, after)
-
-    def next_after(self, after: datetime) -> datetime:
-        return next(self.occurrences_after(after))
-
-    def latest_due(self, last: datetime, until: datetime) -> datetime | None:
-        """The latest slot in (last, until], or None. Slots older than MAX_CATCHUP are not looked at."""
-        latest = None
-        for slot in self.occurrences_after(max(last, until - MAX_CATCHUP)):
-            if slot > until:
-                return latest
-            latest = slot
-        return latest
-
-    def is_occurrence(self, slot: datetime) -> bool:
-        return self.next_after(slot - timedelta(microseconds=1)) == slot
-
-    # celery's BaseSchedule interface, used only if stock code paths look at the entry.
-    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
-        return self.next_after(last_run_at) - datetime.now(UTC)
-
-    def is_due(self, last_run_at: datetime) -> schedstate:
-        now = datetime.now(UTC)
-        due = self.latest_due(last_run_at, now) is not None
-        return schedstate(due, max(0.0, (self.next_after(now) - now).total_seconds()))
-
-    def to_json(self) -> dict:
-        data = {"__type__": "pointscene.job", "kind": self.kind}
-        if self.kind == "cron":
-            data.update(cron=self.cron, tz=self.tz)
-        else:
-            data.update(every_minutes=self.every_minutes, anchor=self.anchor.isoformat())
-        if self.offset:
-            # Only when set, so that entries written before jitter existed still compare equal.
-            data["offset"] = self.offset
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict) -> "JobSchedule":
-        offset = data.get("offset", 0)
-        if data["kind"] == "cron":
-            return cls("cron", cron=data["cron"], tz=data["tz"], offset=offset)
-        return cls(
-            "interval",
-            every_minutes=data["every_minutes"],
-            anchor=datetime.fromisoformat(data["anchor"]),
-            offset=offset,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobSchedule) and self.to_json() == other.to_json()
-
-    def __repr__(self) -> str:
-        return f"<JobSchedule {self.to_json()}>"
-
-
-class Encoder(RedBeatJSONEncoder):
-    def default(self, obj):
-        if isinstance(obj, JobSchedule):
-            return obj.to_json()
-        return super().default(obj)
-
-
-class Decoder(RedBeatJSONDecoder):
-    def dict_to_object(self, d):
-        if d.get("__type__") == "pointscene.job":
-            return JobSchedule.from_json(d)
-        return super().dict_to_object(d)
-
-
-def encode_meta(last_run_at: datetime | None) -> str:
-    """An entry's meta as RedBeat stores it: when it last fired (for a job entry, the slot it last fired)."""
-    return json.dumps({"last_run_at": last_run_at}, cls=Encoder)
-
-
-def entry_name(job_id: int) -> str:
-    return f"{ENTRY_PREFIX}{job_id}"
-
-
-def job_id_of(entry_name_: str) -> int | None:
-    if not entry_name_.startswith(ENTRY_PREFIX):
-        return None
-    rest = entry_name_[len(ENTRY_PREFIX) :]
-    return int(rest) if rest.isdigit() else None
-
-
-class JobEntry(RedBeatSchedulerEntry):
-    """A RedBeat entry whose schedule may be a JobSchedule."""
-
-    @staticmethod
-    def decode_definition(definition):
-        return json.loads(definition, cls=Decoder)
-
-    @staticmethod
-    def decode_meta(meta, app=None):
-        if not meta:
-            return {"last_run_at": None}
-        return json.loads(meta, cls=Decoder)
-
-    def definition(self) -> dict:
-        return {
-            "name": self.name,
-            "task": self.task,
-            "args": self.args,
-            "kwargs": self.kwargs,
-            "options": self.options,
-            "schedule": self.schedule,
-            "enabled": self.enabled,
-        }
-
-    def encoded_definition(self) -> str:
-        return json.dumps(self.definition(), cls=Encoder, sort_keys=True)
-
-    @property
-    def due_at(self):
-        if isinstance(self.schedule, JobSchedule):
-            return self.schedule.next_fire_after(self.last_run_at or datetime.now(UTC))
-        return super().due_at
-
-    def save(self):
-        """Writes definition, meta and score together. Unlike stock RedBeat, meta is overwritten."""
-        with get_redis(self.app).pipeline() as pipe:
-            pipe.hset(self.key, "definition", self.encoded_definition())
-            pipe.hset(self.key, "meta", encode_meta(self.last_run_at))
-            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
-            pipe.execute()
-        return self
 
 
 class JobsScheduler(RedBeatScheduler):
@@ -385,15 +203,13 @@ class JobsScheduler(RedBeatScheduler):
         return len(sends)
 
     def _reconcile(self, force: bool) -> None:
-        from jobs import scheduling
-
         self._next_reconcile_check = time.monotonic() + min(self.reconcile_every, 15)
         try:
-            if force or scheduling.reconcile_due():
+            if force or reconcile.reconcile_due():
                 if not force:
                     # Redis lost its data (or the period came round): put beat's own entries back too.
                     RedBeatScheduler.setup_schedule(self)
-                changes = scheduling.reconcile()
+                changes = reconcile.reconcile()
                 if any(changes.values()):
                     log.warning("beat: schedule reconciled from the database: %s", changes)
         except Exception:

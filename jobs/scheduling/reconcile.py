@@ -14,19 +14,10 @@ from django.db.models import Max
 from redbeat.decoder import to_timestamp
 from redbeat.schedulers import ensure_conf, get_redis
 
-from jobs import metrics
-from jobs.beat import (
-    ENTRY_PREFIX,
-    MAX_CATCHUP,
-    MAX_LOOKAHEAD,
-    RUN_TASK,
-    JobEntry,
-    JobSchedule,
-    encode_meta,
-    entry_name,
-    job_id_of,
-)
 from jobs.models import JobHistory, ScheduledJob
+from jobs.ops import metrics
+from jobs.scheduling.entries import ENTRY_PREFIX, JobEntry, build_entry, encode_meta, entry_name, job_id_of
+from jobs.scheduling.slots import MAX_CATCHUP, MAX_LOOKAHEAD
 from pointscene.celery import app
 
 log = logging.getLogger(__name__)
@@ -40,19 +31,6 @@ def _conf():
 
 def marker_key() -> str:
     return _conf().key_prefix + "reconciled-at"
-
-
-def build_entry(job: ScheduledJob, last_run_at: datetime) -> JobEntry:
-    return JobEntry(
-        name=entry_name(job.pk),
-        task=RUN_TASK,
-        schedule=JobSchedule.for_job(job),
-        args=[job.pk],
-        kwargs={},
-        options={},
-        app=app,
-        last_run_at=last_run_at,
-    )
 
 
 def sync_job(job_id: int) -> str:

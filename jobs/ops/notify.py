@@ -27,7 +27,7 @@ from cryptography.fernet import InvalidToken
 
 from configs.crypto import fernet
 from jobs.models import JobHistory, ScheduledJob
-from jobs.outbound import RefusedAddress, hardened_session
+from jobs.ops.outbound import RefusedAddress, hardened_session
 from pointscene.logconfig import log_context, secret_values
 
 log = logging.getLogger(__name__)

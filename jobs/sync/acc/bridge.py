@@ -25,7 +25,7 @@ from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_INTERNAL_ERROR, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection, DAVProvider
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from jobs.acc.client import ApsClient, ApsError, Entry
+from jobs.sync.acc.client import ApsClient, ApsError, Entry
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,14 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 
-from jobs import metrics, services, tasktypes
-from jobs.beat import JobSchedule
-from jobs.locks import RunLock, cancel_requested
-from jobs.logs import RunLog
+from jobs import dispatch, tasktypes
 from jobs.models import JobHistory, OverlapPolicy, RunStatus, RunTrigger, ScheduledJob
+from jobs.ops import metrics
+from jobs.running import outcome
+from jobs.running.locks import RunLock, cancel_requested
+from jobs.running.logs import RunLog
+from jobs.scheduling.slots import JobSchedule
+from jobs.steps import RunCancelled, StepContext, StepFailed
 from jobs.storage import run_log_path
 from jobs.workflow import task_inputs
 from pointscene.logconfig import log_context
@@ -177,10 +180,8 @@ def start_buffered(job_id: int) -> None:
     )
     if waiting is None:
         return
-    from jobs.tasks import run_queued
-
     try:
-        run_queued.delay(waiting)
+        dispatch.run_queued(waiting)
     except Exception:
         log.warning("run %s: could not hand on the waiting slot; the sweeper will", waiting, exc_info=True)
 
@@ -239,7 +240,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: "Wa
         _save_progress(run.pk, steps)
         run_log.line(f"[{task['name']}] {task['type']} started")
         started = time.monotonic()
-        ctx = tasktypes.StepContext(
+        ctx = StepContext(
             run_id=run.pk,
             job_id=job.pk,
             instance_id=job.instance_id,
@@ -283,11 +284,11 @@ def attempt_step(
         failure, counters, result, retryable = None, {}, None, False
         try:
             if watch.stop_event.is_set():
-                raise tasktypes.RunCancelled()
+                raise RunCancelled()
             result = task_type.run(ctx)
-        except tasktypes.RunCancelled:
+        except RunCancelled:
             return watch.reason or "cancelled", {}, None
-        except tasktypes.StepFailed as exc:
+        except StepFailed as exc:
             failure, counters, retryable = str(exc), exc.counters, exc.retryable
         except Exception as exc:
             log.exception("run %s step %s: internal error", ctx.run_id, ctx.task_name)
@@ -345,7 +346,7 @@ def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = N
     db_retry(lambda: JobHistory.objects.filter(pk=run.pk).update(**fields), "record the outcome")
     metrics.record_end(status, run.trigger, run.started_at, fields["finished_at"], steps)
     log.info("run ended: %s%s", status.lower(), f" ({error})" if error else "")
-    db_retry(lambda: services.run_ended(run.job_id, run.pk, status), "count failures")
+    db_retry(lambda: outcome.run_ended(run.job_id, run.pk, status), "count failures")
 
 
 def db_retry(operation, what: str):

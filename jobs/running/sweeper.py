@@ -19,12 +19,14 @@ from django.conf import settings
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 
-from jobs import metrics, services
-from jobs.beat import JobSchedule
-from jobs.locks import redis_client
-from jobs.logs import RunLog
+from jobs import dispatch
 from jobs.models import JobHistory, RunStatus, ScheduledJob
+from jobs.ops import metrics
+from jobs.running import outcome
+from jobs.running.logs import RunLog
+from jobs.scheduling.slots import JobSchedule
 from jobs.storage import run_log_path
+from pointscene.core.connections import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def end_lost_runs(now: datetime) -> int:
         ended += 1
         log.warning("run %s of job %s: %s", run.pk, run.job_id, error)
         metrics.record_end(RunStatus.FAILED, run.trigger, run.started_at, now, steps)
-        services.run_ended(run.job_id, run.pk, RunStatus.FAILED)
+        outcome.run_ended(run.job_id, run.pk, RunStatus.FAILED)
     return ended
 
 
@@ -115,8 +117,6 @@ def restart_queued_runs(now: datetime) -> int:
     """Sends again queued runs whose message may be lost: waiting BUFFER_ONE slots after a lease, other queued
     runs after QUEUED_STALE_SECONDS. At most once per lease per run; a message that was not lost after all
     finds its run taken and does nothing."""
-    from jobs.tasks import run_queued
-
     lease = settings.JOBS_RUN_LOCK_LEASE
     stale = (
         JobHistory.objects.filter(status=RunStatus.QUEUED)
@@ -130,15 +130,13 @@ def restart_queued_runs(now: datetime) -> int:
     sent = 0
     for run_id in stale:
         if client.set(f"{settings.JOBS_REDIS_PREFIX}requeued:run:{run_id}", "1", nx=True, ex=lease):
-            run_queued.delay(run_id)
+            dispatch.run_queued(run_id)
             sent += 1
     return sent
 
 
 def audit_slots(now: datetime) -> dict[str, int]:
     """Finds slots that came due (fire time + grace) since the previous sweep and have no run row."""
-    from jobs.tasks import run_scheduled
-
     grace = timedelta(seconds=settings.JOBS_MISFIRE_GRACE_SECONDS)
     # A few seconds past the grace: a message that is being processed right now gets to write its row first.
     horizon = now - grace - timedelta(seconds=5)
@@ -170,7 +168,7 @@ def audit_slots(now: datetime) -> dict[str, int]:
     # ignore_conflicts: a late message that wrote its slot's row meanwhile keeps it.
     JobHistory.objects.bulk_create(missed_rows, ignore_conflicts=True)
     for job_id, slot in resend:
-        run_scheduled.delay(job_id, slot.isoformat())
+        dispatch.run_scheduled(job_id, slot)
     client.set(marker, horizon.isoformat(), ex=settings.JOBS_SWEEP_LOOKBACK_SECONDS)
     for row in missed_rows:
         log.warning("job %s: slot %s had no run; %s", row.job_id, row.scheduled_for.isoformat(), row.error)

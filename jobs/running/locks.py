@@ -4,22 +4,12 @@ A worker that dies stops renewing, so its lease runs out and the job's next slot
 clean up after it. The lock is redis-py's (a token compared atomically on release and extend).
 """
 
-import os
 
 import redis
 from django.conf import settings
 from redis.lock import Lock
 
-_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def redis_client() -> redis.Redis:
-    """One connection pool per process (prefork children included) instead of a new connection per run."""
-    key = (os.getpid(), settings.REDIS_URL)
-    client = _clients.get(key)
-    if client is None:
-        client = _clients[key] = redis.Redis.from_url(settings.REDIS_URL)
-    return client
+from pointscene.core.connections import redis_client
 
 
 class RunLock:

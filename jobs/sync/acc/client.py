@@ -4,7 +4,7 @@ folders, downloading and uploading through signed S3 URLs, new versions, folders
 Every path is relative to settings.APS_BASE_URL; the signed storage URLs APS hands out are followed as given,
 without our Authorization header. 429 waits for Retry-After; 5xx and connection errors retry with exponential
 backoff; anything else raises ApsError with Autodesk's code and detail. Access tokens come from a TokenSource
-(jobs.acc.tokens), which refreshes them under a lock shared by every worker.
+(jobs.sync.acc.tokens), which refreshes them under a lock shared by every worker.
 """
 
 import logging

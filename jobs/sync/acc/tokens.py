@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import connection
 
 from configs.services import remotes_for_run, store_refreshed_token
-from jobs.acc.client import ApsError, parse_time
-from jobs.locks import redis_client
+from jobs.sync.acc.client import ApsError, parse_time
+from pointscene.core.connections import redis_client
 
 log = logging.getLogger(__name__)
 
