@@ -5,7 +5,7 @@ from datetime import datetime
 from celery import shared_task
 
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
-from jobs.running import runner, sweeper
+from jobs.running import missed, runner, sweeper
 
 
 @shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)
@@ -22,7 +22,7 @@ def run_queued(run_id: int) -> None:
 
 @shared_task(name="jobs.record_missed", acks_late=True, ignore_result=True)
 def record_missed(job_id: int, after: str, before: str) -> None:
-    runner.record_missed(job_id, datetime.fromisoformat(after), datetime.fromisoformat(before))
+    missed.record_missed(job_id, datetime.fromisoformat(after), datetime.fromisoformat(before))
 
 
 @shared_task(name="jobs.sweep", ignore_result=True)

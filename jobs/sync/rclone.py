@@ -15,8 +15,10 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -335,8 +337,27 @@ def _run(ctx: StepContext, command: list[str], env: dict[str, str], redact, stat
         if process.poll() is None:
             process.kill()
             process.wait()
+        _end_group(process.pid)
         process.stdout.close()
         ctx.processes.remove(process)
+
+
+def _end_group(pgid: int, timeout: float = 5.0) -> None:
+    """Kills whatever is left of rclone's process group and waits until it is empty, so that a run reported
+    CANCELLED (or ended any other way) has nothing of its step still running. rclone itself is reaped by then;
+    anything it started is not our child, so this waits for init to reap it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return  # the id was reused by someone else's group: nothing of ours is left in it
+        if time.monotonic() > deadline:
+            log.warning("rclone's process group %s did not empty in %.0f s", pgid, timeout)
+            return
+        time.sleep(0.02)
 
 
 def _format(line: str, stats: dict) -> str:

@@ -17,7 +17,7 @@ from redbeat.decoder import to_timestamp
 from configs.crypto import fernet
 from jobs import services
 from jobs.models import FrequencyType, JobHistory, OverlapPolicy, RunStatus, RunTrigger, ScheduledJob
-from jobs.running import runner, sweeper
+from jobs.running import missed, runner, sweeper
 from jobs.running.locks import RunLock
 from jobs.scheduling import reconcile
 from jobs.scheduling.beat import REDIS_RETRY_SECONDS, JobsScheduler
@@ -125,9 +125,9 @@ def test_it_runs_the_latest_late_slot_inside_the_catchup_window_once(instance, h
         run = JobHistory.objects.get(pk=runner.run_scheduled(job.pk, newest))
     assert run.status == RunStatus.SUCCEEDED
 
-    missed = JobHistory.objects.get(pk=runner.run_scheduled(job.pk, older))
-    assert missed.status == RunStatus.MISSED
-    assert "coalesced" in missed.error
+    passed = JobHistory.objects.get(pk=runner.run_scheduled(job.pk, older))
+    assert passed.status == RunStatus.MISSED
+    assert "coalesced" in passed.error
 
 
 def test_it_records_slots_older_than_the_catchup_window_as_missed(instance, http_server):
@@ -144,8 +144,8 @@ def test_it_records_every_slot_beat_passed_over_once(instance, http_server):
     job = make_job(instance, http_server.url("/ok"))
     last, fired = minute(-6), minute(-1)
 
-    assert runner.record_missed(job.pk, last, fired) == 4
-    assert runner.record_missed(job.pk, last, fired) == 0  # redelivered: nothing new
+    assert missed.record_missed(job.pk, last, fired) == 4
+    assert missed.record_missed(job.pk, last, fired) == 0  # redelivered: nothing new
 
     got = rows(job)
     assert [r.scheduled_for for r in got] == [minute(-5), minute(-4), minute(-3), minute(-2)]
@@ -156,7 +156,7 @@ def test_it_records_every_slot_beat_passed_over_once(instance, http_server):
 def test_it_says_coalesced_for_gap_slots_inside_the_window(instance, http_server):
     job = make_job(instance, http_server.url("/ok"), catchup_window_minutes=3)
 
-    runner.record_missed(job.pk, minute(-7), minute(-1))
+    missed.record_missed(job.pk, minute(-7), minute(-1))
 
     errors = {r.scheduled_for: r.error for r in rows(job)}
     assert errors[minute(-2)].startswith(f"coalesced into the run for {minute(-1).isoformat()}")
@@ -168,7 +168,7 @@ def test_it_caps_the_missed_rows_of_one_gap(instance, http_server, settings):
     settings.JOBS_MISSED_RECORD_LIMIT = 10
     job = make_job(instance, http_server.url("/ok"))
 
-    runner.record_missed(job.pk, minute(-50), minute(-1))
+    missed.record_missed(job.pk, minute(-50), minute(-1))
 
     got = rows(job)
     assert len(got) == 10

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from jobs import services, tasktypes
 from jobs.models import FrequencyType, JobHistory, RunStatus, RunTrigger, ScheduledJob
-from jobs.running import runner
+from jobs.running import engine, runner
 from jobs.running.locks import RunLock
 from jobs.steps import StepResult
 from jobs.storage import resource_area, run_log_path
@@ -285,6 +285,14 @@ def explode():
 
 
 @pytest.fixture
+def broken_type():
+    """A test-only task type whose run hands back no StepResult: a bug in the engine's hands, not in a step's."""
+    tasktypes.register(TaskType(name="test.broken", check_args=lambda args, check: None, run=lambda ctx: None))
+    yield
+    tasktypes.REGISTRY.pop("test.broken", None)
+
+
+@pytest.fixture
 def las_files(resource):
     area = resource_area(resource.pk)
     shutil.rmtree(default_storage.path(area), ignore_errors=True)
@@ -348,6 +356,44 @@ def test_it_passes_the_outputs_of_every_named_input(instance, recorder):
     assert recorder[0][1] == {}
 
 
+def test_it_keeps_what_the_steps_did_when_the_run_ends_in_an_internal_error(instance, recorder, broken_type):
+    job = make_job(
+        instance,
+        [
+            {"name": "first", "type": "test.record"},
+            {"name": "broken", "type": "test.broken", "inputs": ["first"]},
+            {"name": "never", "type": "test.record", "inputs": ["broken"]},
+        ],
+    )
+
+    run = row(runner.run_scheduled(job.pk, SLOT))
+
+    assert run.status == RunStatus.FAILED
+    assert run.error == "internal error: AttributeError"
+    assert [(s["name"], s["status"]) for s in run.steps] == [
+        ("first", "SUCCEEDED"),
+        ("broken", "FAILED"),
+        ("never", "NOT_RUN"),
+    ]
+    assert run.steps[0]["counters"] == {"seen": 0}
+    assert run.steps[1]["error"] == "internal error: AttributeError"
+    assert RunLock(job.pk).acquire()
+
+
+def test_it_fails_a_step_whose_type_no_longer_exists_by_its_name(instance, recorder):
+    job = make_job(instance, [{"name": "first", "type": "test.record"}, {"name": "second", "type": "test.record"}])
+    workflow = job.workflow
+    workflow["tasks"][1]["type"] = "retired.type"  # a type a later release dropped; the row predates that
+    ScheduledJob.objects.filter(pk=job.pk).update(workflow=workflow)
+
+    run = row(runner.run_scheduled(job.pk, SLOT))
+
+    assert run.status == RunStatus.FAILED
+    assert run.error == "step 'second' failed: unknown task type 'retired.type'"
+    assert [(s["name"], s["status"]) for s in run.steps] == [("first", "SUCCEEDED"), ("second", "FAILED")]
+    assert "[second] failed: unknown task type 'retired.type'" in read_log(run)
+
+
 def test_it_fails_a_crashing_step_without_leaking_its_exception(instance, explode):
     job = make_job(instance, [{"name": "boom", "type": "test.explode"}])
 
@@ -382,7 +428,7 @@ def test_it_fails_a_crashing_step_without_leaking_its_exception(instance, explod
     ],
 )
 def test_it_orders_tasks_after_their_inputs(tasks, order):
-    assert runner.dependency_order(tasks) == order
+    assert engine.dependency_order(tasks) == order
 
 
 @pytest.mark.parametrize(
@@ -394,7 +440,7 @@ def test_it_orders_tasks_after_their_inputs(tasks, order):
     ],
 )
 def test_it_puts_every_task_once_and_after_its_inputs(tasks):
-    order = runner.dependency_order(tasks)
+    order = engine.dependency_order(tasks)
 
     assert sorted(order) == list(range(len(tasks)))
     position = {tasks[i]["name"]: n for n, i in enumerate(order)}
@@ -414,7 +460,7 @@ def test_it_puts_every_task_once_and_after_its_inputs(tasks):
 )
 def test_it_refuses_to_order_a_cycle(tasks):
     with pytest.raises(ValueError, match="cycle"):
-        runner.dependency_order(tasks)
+        engine.dependency_order(tasks)
 
 
 # --------------------------------------------------------------------------- one run at a time
