@@ -52,7 +52,8 @@ SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin")
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with jobs.admin.site.OperatorSite as admin.site.
+    "pointscene.apps.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -12,9 +12,13 @@ and Redis, so they are right however many processes there are.
 
 import logging
 import os
+from dataclasses import dataclass
+from functools import lru_cache
 
+import redis
 from django.conf import settings
 from django.db.models import Count
+from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
@@ -69,6 +73,49 @@ def record_end(status: str, trigger: str, started_at, finished_at, steps: list[d
         log.warning("could not record the run's metrics", exc_info=True)
 
 
+@dataclass
+class QueueDepth:
+    ok: bool
+    detail: str
+    waiting: int = 0
+    reserved: int = 0
+    queue: str = ""
+
+
+def queue_depth() -> QueueDepth:
+    """Messages waiting in the Celery queue on the Redis broker, and messages workers have taken but not yet
+    acknowledged (acks_late: the runs in their hands, and ETA runs they hold). The one count /metrics and the
+    admin dashboard both show.
+
+    Waiting counts every list kombu keeps for the queue: the plain one and one per priority step (a message sent
+    with a priority goes to "<queue>\x06\x16<step>"), under the transport's global_keyprefix, on the broker's own
+    Redis, which need not be REDIS_URL."""
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    broker = settings.CELERY_BROKER_URL
+    if not broker.startswith(("redis://", "rediss://", "unix://")):
+        return QueueDepth(False, "the broker is not Redis; its queue depth is not shown here", queue=queue)
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
+    prefix = options.get("global_keyprefix", "")
+    steps = options.get("priority_steps", PRIORITY_STEPS)
+    names = [prefix + queue] + [f"{prefix}{queue}{Channel.sep}{step}" for step in steps if step]
+    try:
+        client = redis_client() if broker == settings.REDIS_URL else _broker_client(broker)
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(name)
+            pipe.hlen(prefix + options.get("unacked_key", Channel.unacked_key))
+            *lengths, reserved = pipe.execute()
+    except redis.RedisError as exc:
+        return QueueDepth(False, f"the broker did not answer: {type(exc).__name__}", queue=queue)
+    return QueueDepth(True, "ok", waiting=sum(lengths), reserved=reserved, queue=queue)
+
+
+@lru_cache(maxsize=4)
+def _broker_client(url: str) -> redis.Redis:
+    # One pool per process for a broker that is not the app's own Redis.
+    return redis.Redis.from_url(url)
+
+
 def record_drift(changes: dict[str, list]) -> None:
     for kind, ids in changes.items():
         if ids:
@@ -91,9 +138,12 @@ class StateCollector:
         for status in (RunStatus.QUEUED, RunStatus.RUNNING):
             going.add_metric([status.lower()], counts.get(status, 0))
         yield going
-        depth = GaugeMetricFamily("pointscene_queue_depth", "Messages waiting in the broker's run queue.")
-        depth.add_metric([], redis_client().llen(settings.CELERY_TASK_DEFAULT_QUEUE))
-        yield depth
+        found = queue_depth()
+        if found.ok:
+            # Left out when unknown (broker not Redis, or not answering) rather than a made-up 0.
+            depth = GaugeMetricFamily("pointscene_queue_depth", "Messages waiting in the broker's run queue.")
+            depth.add_metric([], found.waiting)
+            yield depth
 
 
 def exposition() -> bytes:

@@ -10,8 +10,8 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from configs.services import add_job_config
-from jobs import admin as jobs_admin
 from jobs import services
+from jobs.admin import jobs as jobs_admin
 from jobs.models import JobHistory, RunStatus, ScheduledJob
 from jobs.running.locks import cancel_requested
 from jobs.scheduling import reconcile

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jobs import services
+from jobs import dispatch, services
 from jobs.models import FrequencyType
 from jobs.running import runner
+from pointscene.celery import app
 
 pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed", "metrics_token")
 
@@ -88,3 +89,16 @@ def test_it_takes_a_bearer_token_when_one_is_set(client, db, settings):
     assert client.get("/metrics").status_code == 401  # loopback alone is not enough
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "pointscene_active_jobs" in scrape(client, HTTP_AUTHORIZATION="Bearer scrape-me-0123456789")
+
+
+def test_it_reports_the_queue_depth_the_dashboard_shows(client, admin_client, settings):
+    settings.HEALTH_WORKER_PING_TIMEOUT = 0.1
+    # Three plain messages and two with a priority, which kombu keeps in lists of their own ("<queue>\x06\x16<n>").
+    for priority in (None, None, None, 3, 9):
+        app.send_task(dispatch.RUN_QUEUED, args=[0], priority=priority)
+
+    metric = sample(scrape(client), "pointscene_queue_depth")
+    shown = admin_client.get("/admin/dashboard/").context["queue"]
+
+    assert shown.ok
+    assert metric == shown.waiting == 5

@@ -1,26 +1,23 @@
-"""The operator's dashboard (/admin/dashboard/): how runs went over the last day, which jobs are failing, how much
-work is waiting, and which workers are about. One page, a handful of aggregate queries, no JavaScript.
+"""The operator's dashboard (/admin/dashboard/, wired in site.py): how runs went over the last day, which jobs are
+failing, how much work is waiting, and which workers are about. One page, a handful of aggregate queries, no
+JavaScript. The queue depth is /metrics' own (jobs.ops.metrics.queue_depth), so the two never disagree.
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 
-import redis
-from django.conf import settings
-from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncHour
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
-from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from jobs import health
+from jobs.admin.queries import latest_run
 from jobs.models import JobHistory, RunStatus, ScheduledJob
-from pointscene.core.connections import redis_client
+from jobs.ops.metrics import queue_depth
 
 HOURS = 24
 FAILING_LISTED = 50
@@ -68,17 +65,9 @@ class HourBar:
         return sum(s.count for s in self.segments)
 
 
-@dataclass
-class QueueDepth:
-    ok: bool
-    detail: str
-    waiting: int = 0
-    reserved: int = 0
-    queue: str = ""
-
-
-def dashboard(request: HttpRequest) -> HttpResponse:
-    """Staff only (admin_view); and only for those who may see jobs, since it names them."""
+def dashboard(request: HttpRequest, site_context: dict) -> HttpResponse:
+    """Staff only (the site's admin_view); and only for those who may see jobs, since it names them.
+    `site_context` is the admin site's each_context: title, header and the navigation."""
     if not can_see_jobs(request.user):
         raise PermissionDenied
     now = timezone.now()
@@ -90,7 +79,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     chart = layout_chart(bars)
     failing, failing_count = failing_jobs()
     context = {
-        **admin.site.each_context(request),
+        **site_context,
         "title": "Jobs dashboard",
         "now": now,
         "since": since,
@@ -174,12 +163,6 @@ def _nice_ceiling(value: int) -> int:
         step *= 10
 
 
-def latest_run(field_name: str) -> Subquery:
-    """`field_name` of the job's latest run: one probe of the (job, created_at, id) index per job row."""
-    runs = JobHistory.objects.filter(job=OuterRef("pk")).order_by("-created_at", "-id")
-    return Subquery(runs.values(field_name)[:1])
-
-
 def failing_jobs() -> tuple[list[ScheduledJob], int]:
     """Jobs whose latest run failed, the most recent failure first, and how many there are."""
     failing = ScheduledJob.objects.annotate(last_status=latest_run("status")).filter(last_status=RunStatus.FAILED)
@@ -207,35 +190,6 @@ def in_flight_runs() -> dict:
         oldest_queued=Min("created_at", filter=Q(status=RunStatus.QUEUED)),
     )
     return found
-
-
-def queue_depth() -> QueueDepth:
-    """Messages waiting in the Celery queue on the Redis broker (its priority lists included), and messages
-    workers have taken but not yet acknowledged (acks_late: the runs in their hands, and ETA runs they hold)."""
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
-    broker = settings.CELERY_BROKER_URL
-    if not broker.startswith(("redis://", "rediss://", "unix://")):
-        return QueueDepth(False, "the broker is not Redis; its queue depth is not shown here", queue=queue)
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
-    prefix = options.get("global_keyprefix", "")
-    steps = options.get("priority_steps", PRIORITY_STEPS)
-    names = [prefix + queue] + [f"{prefix}{queue}{Channel.sep}{step}" for step in steps if step]
-    try:
-        client = redis_client() if broker == settings.REDIS_URL else _broker_client(broker)
-        with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.llen(name)
-            pipe.hlen(prefix + options.get("unacked_key", Channel.unacked_key))
-            *lengths, reserved = pipe.execute()
-    except redis.RedisError as exc:
-        return QueueDepth(False, f"the broker did not answer: {type(exc).__name__}", queue=queue)
-    return QueueDepth(True, "ok", waiting=sum(lengths), reserved=reserved, queue=queue)
-
-
-@lru_cache(maxsize=4)
-def _broker_client(url: str) -> redis.Redis:
-    # One pool per process for a broker that is not the app's own Redis.
-    return redis.Redis.from_url(url)
 
 
 def recent_workers(since: datetime) -> list[dict]:
