@@ -480,7 +480,7 @@ class Bench:
         from django.conf import settings
         from django.core.files.storage import default_storage
 
-        from jobs.storage import resource_area
+        from pointscene.core.storage import resource_area
 
         exception = f"127.0.0.1:{self.server.port}"
         os.environ["JOBS_EGRESS_ALLOW"] = exception  # the worker and beat, started after this

@@ -22,7 +22,7 @@ from jobs.running.locks import RunLock
 from jobs.running.logs import RunLog
 from jobs.running.watch import Watch
 from jobs.scheduling.slots import JobSchedule
-from jobs.storage import run_log_path
+from pointscene.core.storage import run_log_path
 from pointscene.logconfig import log_context
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from jobs.ops import metrics
 from jobs.running import outcome
 from jobs.running.logs import RunLog
 from jobs.scheduling.slots import JobSchedule
-from jobs.storage import run_log_path
 from pointscene.core.connections import redis_client
+from pointscene.core.storage import run_log_path
 
 log = logging.getLogger(__name__)
 

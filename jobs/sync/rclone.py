@@ -1,5 +1,6 @@
-"""One rclone sync step on a worker: the resource's remotes in, rclone run, its log and stats out, refreshed
-tokens stored back.
+"""One rclone sync step on a worker: the resource's remotes in (configs.runtime.RunRemotes: loaded, checked,
+secrets known), ACC remotes served through a loopback bridge, every connection through the step's egress proxy,
+rclone run, its log and stats out, refreshed tokens stored back.
 
 Credentials reach rclone as an rclone config file that is encrypted before it is written (configs.rclone),
 in a private temporary folder that is removed when the step ends. rclone gets the one-time password in its
@@ -25,14 +26,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.files.storage import FileSystemStorage, storages
 
 from configs import rclone, remotes
-from configs.services import remotes_for_run, store_refreshed_token
+from configs.runtime import RemoteNotRunnable, RunRemotes, redactor
 from jobs.ops.outbound import tenant_policy
 from jobs.steps import RunCancelled, StepContext, StepFailed, StepResult
-from jobs.storage import resource_area
 from jobs.sync.acc.bridge import AccProject, Bridge
 from jobs.sync.acc.client import ApsClient
 from jobs.sync.acc.tokens import StoredToken
@@ -91,13 +89,16 @@ class SyncSpec:
 
 def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
     names = {location.split(":", 1)[0] for location in (spec.source, spec.destination)}
-    stored = _load_remotes(spec.resource_id, names)
+    try:
+        remotes_ = RunRemotes.load(spec.resource_id, names)
+    except RemoteNotRunnable as exc:
+        raise StepFailed(str(exc)) from None
     stats: dict = {}
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="rclone-step-"))  # mode 0700: only the worker's user
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         sections, bridges = {}, {}
-        for name, settings_ in stored.items():
+        for name, settings_ in remotes_.stored.items():
             if settings_["type"] == "acc":
                 # rclone reaches ACC through a WebDAV bridge the worker serves on loopback for this step.
                 bridges[name] = stack.enter_context(acc_bridge(ctx, spec.resource_id, name, settings_))
@@ -108,26 +109,27 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         # and connects to that address; the bridges and the service's own storage are the only private exceptions.
         policy = tenant_policy(
             allow_private=settings.CONFIGS_ALLOW_LOCAL_REMOTES, upstream=upstream_from_environment()
-        ).with_allowed(_service_allowances(stored, bridges))
+        ).with_allowed(_service_allowances(remotes_, bridges))
         proxy = stack.enter_context(EgressProxy(policy))
         for name, section in sections.items():
             if remotes.transport(section["type"]) == "dial":
                 sections[name] = section | {_DIAL_PROXY_OPTION: proxy.hostport}
-        secret_list = _secret_values(stored) + [b.password for b in bridges.values()]
-        redact = _redactor(secret_list)
+        secret_list = remotes_.secret_values() + [b.password for b in bridges.values()]
+        redact = redactor(secret_list)
         # Whatever else logs during the step (the bridge, the APS client, an exception) is scrubbed of them too.
         stack.enter_context(logconfig.secret_values(secret_list))
         password = secrets.token_urlsafe(32)
         config_path = workdir / "rclone.conf"
         try:
-            rclone.write_encrypted_config(config_path, {n: _rclone_options(s) for n, s in sections.items()}, password)
-            command = _command(spec, config_path, workdir) + ["--http-proxy", proxy.url]
+            remotes_.write_config(config_path, sections, password)
+            command = step_command(spec, config_path, workdir) + ["--http-proxy", proxy.url]
             ctx.log(f"rclone {spec.mode} {spec.source} -> {spec.destination}" + (" (dry run)" if spec.dry_run else ""))
             if "--resync" in command:
                 ctx.log("bisync has no listings from an earlier run on this worker: --resync merges both sides")
-            exit_code = _run(ctx, command, _env(workdir, password) | proxy_environment(proxy), redact, stats)
+            env = step_environment(workdir, password) | proxy_environment(proxy)
+            exit_code = _run(ctx, command, env, redact, stats)
         finally:
-            _store_refreshed_tokens(ctx, spec.resource_id, stored, config_path, password)
+            remotes_.store_refreshed_tokens(config_path, password, ctx.log)
         acc_errors = [error for bridge in bridges.values() for error in bridge.project.errors]
 
     counters = {ours: int(stats.get(theirs, 0)) for theirs, ours in _STATS_KEYS.items()}
@@ -171,70 +173,12 @@ def acc_bridge(ctx: StepContext, resource_id: int, name: str, settings_: dict) -
         ctx.log(f"remote {name!r}: {client.retries} APS requests were retried (429, 5xx or connection errors)")
 
 
-def resource_remote(resource_id: int) -> dict[str, dict]:
-    """The built-in `resource:` remote: the resource's area in the service's own storage (a folder under
-    MEDIA_ROOT, or a prefix of the service's S3 bucket). Returned as rclone sections: an alias rooted at the
-    area (paths cannot climb out: workflows refuse `..`), plus the S3 remote it points into."""
-    storage = storages["default"]
-    area = resource_area(resource_id).rstrip("/")
-    if isinstance(storage, FileSystemStorage):
-        root = Path(storage.location) / area
-        root.mkdir(parents=True, exist_ok=True)
-        return {"resource": {"type": "alias", "remote": str(root)}}
-    options = settings.STORAGES["default"].get("OPTIONS", {})
-    s3 = {"type": "s3", "provider": "Other" if options.get("endpoint_url") else "AWS"}
-    for ours, theirs in (("endpoint", "endpoint_url"), ("region", "region_name"), ("access_key_id", "access_key")):
-        if options.get(theirs):
-            s3[ours] = options[theirs]
-    if options.get("secret_key"):
-        s3["secret_access_key"] = options["secret_key"]
-    else:
-        s3["env_auth"] = "true"
-    prefix = "/".join(p for p in (options["bucket_name"], options.get("location", "").strip("/"), area) if p)
-    return {"resource-storage": s3, "resource": {"type": "alias", "remote": f"resource-storage:{prefix}"}}
-
-
-def _load_remotes(resource_id: int, names: set[str]) -> dict[str, dict]:
-    """The named remotes and the remotes they wrap (crypt over another remote), decrypted."""
-    found: dict[str, dict] = {}
-    if "resource" in names:
-        # The service's own storage: trusted, so not held to the rules for users' remotes below.
-        builtin = resource_remote(resource_id)
-        names = names - {"resource"}
-    else:
-        builtin = {}
-    wanted = set(names)
-    while wanted - set(found):
-        missing = wanted - set(found)
-        loaded = remotes_for_run(resource_id, missing)
-        for name in sorted(missing):
-            if name not in loaded:
-                raise StepFailed(f"resource {resource_id} has no remote named {name!r} (addJobConfig stores them)")
-        found.update(loaded)
-        for settings_ in loaded.values():
-            if remotes.transport(settings_["type"]) == "wrapper":
-                wanted.add(settings_["remote"].split(":", 1)[0])
-    for name, settings_ in found.items():
-        _check_runnable(name, settings_)
-    return found | builtin
-
-
-def _check_runnable(name: str, settings_: dict) -> None:
-    """The stored remote still passes the rules as they are now (a config stored under looser settings, or before an
-    option was reclassified, does not run); where it connects is checked again by the egress proxy."""
-    try:
-        remotes.check_remote(name, settings_, f"remote {name!r}")
-    except ValidationError as exc:
-        detail = next(iter(exc.message_dict.values()))[0] if hasattr(exc, "error_dict") else exc.messages[0]
-        raise StepFailed(f"remote {name!r}: {detail}") from None
-
-
-def _service_allowances(stored: dict[str, dict], bridges: dict[str, Bridge]) -> list[tuple[str, int]]:
+def _service_allowances(remotes_: RunRemotes, bridges: dict[str, Bridge]) -> list[tuple[str, int]]:
     """Destinations the service itself vouches for, which may be private: this step's ACC bridges, the APS host the
     bridges redirect downloads to (APS_BASE_URL, the operator's), and the service's own storage (the `resource:`
     remote on S3, e.g. a MinIO beside it)."""
     urls = [settings.APS_BASE_URL] if bridges else []
-    urls += [e for e in [stored.get("resource-storage", {}).get("endpoint")] if e]
+    urls += remotes_.service_endpoints()
     found = [("127.0.0.1", bridge.port) for bridge in bridges.values()]
     for url in urls:
         parts = urlsplit(url if "://" in url else f"https://{url}")
@@ -242,37 +186,8 @@ def _service_allowances(stored: dict[str, dict], bridges: dict[str, Bridge]) -> 
     return found
 
 
-def _rclone_options(settings_: dict) -> dict[str, str]:
-    known = remotes.options_for(settings_["type"]) or {}
-    return {
-        key: rclone.obscure(value) if key in known and known[key].is_password else value
-        for key, value in settings_.items()
-    }
-
-
-def _secret_values(stored: dict[str, dict]) -> list[str]:
-    """Every secret value and the parts of tokens that must not reach the log."""
-    values = set()
-    for settings_ in stored.values():
-        for key, value in settings_.items():
-            if not value or not remotes.is_secret(settings_["type"], key):
-                continue
-            values.add(value)
-            if key == "token":
-                token = json.loads(value)
-                values.update(v for k, v in token.items() if k.endswith("token") and isinstance(v, str) and v)
-    # Longest first, so a token is replaced whole before a value it contains.
-    return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
-
-
-def _redactor(values: list[str]):
-    if not values:
-        return lambda text: text
-    pattern = re.compile("|".join(re.escape(v) for v in values))
-    return lambda text: pattern.sub("***", text)
-
-
-def _command(spec: SyncSpec, config_path: Path, workdir: Path) -> list[str]:
+def step_command(spec: SyncSpec, config_path: Path, workdir: Path) -> list[str]:
+    """rclone's argv for the step (without the proxy flag, which run_sync adds)."""
     command = [rclone.binary(), spec.mode, spec.source, spec.destination]
     command += ["--config", str(config_path), "--ask-password=false", "--cache-dir", str(workdir / "cache")]
     # JSON log lines: warnings, errors, and the stats every 10 s and once at the end, as a bare rclone prints
@@ -303,7 +218,8 @@ def _command(spec: SyncSpec, config_path: Path, workdir: Path) -> list[str]:
     return command
 
 
-def _env(workdir: Path, password: str) -> dict[str, str]:
+def step_environment(workdir: Path, password: str) -> dict[str, str]:
+    """rclone's environment: the operator's RCLONE_* tuning and nothing else of the worker's."""
     env = {k: v for k, v in os.environ.items() if _PASS_ENV.match(k)}
     env.update(
         PATH=os.environ.get("PATH", "/usr/bin:/bin"),
@@ -331,7 +247,7 @@ def _run(ctx: StepContext, command: list[str], env: dict[str, str], redact, stat
         for raw in process.stdout:
             line = raw.decode(errors="replace").rstrip("\n")
             if line:
-                ctx.log(redact(_format(line, stats)))
+                ctx.log(redact(format_line(line, stats)))
         return process.wait()
     finally:
         if process.poll() is None:
@@ -360,7 +276,7 @@ def _end_group(pgid: int, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def _format(line: str, stats: dict) -> str:
+def format_line(line: str, stats: dict) -> str:
     """One rclone JSON log line as a readable line of the run's log; stats are also kept for the counters."""
     try:
         entry = json.loads(line)
@@ -380,24 +296,3 @@ def _format(line: str, stats: dict) -> str:
     level = entry.get("level", "info")
     where = f"{entry['object']}: " if entry.get("object") else ""
     return f"rclone {level}: {where}{entry.get('msg', '').strip()}"
-
-
-def _store_refreshed_tokens(ctx: StepContext, resource_id: int, stored: dict, path: Path, password: str) -> None:
-    if not path.exists():
-        return
-    try:
-        after = rclone.read_encrypted_config(path, password)
-    except (ValueError, OSError) as exc:
-        log.error("run %s: could not read rclone's config back: %s", ctx.run_id, exc)
-        ctx.log("could not read rclone's config back; a token it refreshed may be lost")
-        return
-    for name, settings_ in stored.items():
-        old, new = settings_.get("token"), after.get(name, {}).get("token")
-        if old and new and new != old:
-            if store_refreshed_token(resource_id, name, old, new):
-                ctx.log(f"remote {name!r}: rclone refreshed its token; the new one is stored (encrypted)")
-            else:
-                ctx.log(
-                    f"remote {name!r}: rclone refreshed its token, but the remote was changed meanwhile; "
-                    "kept the newer settings"
-                )

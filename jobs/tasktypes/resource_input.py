@@ -1,11 +1,11 @@
 from django.core.files.storage import default_storage
 
 from jobs.steps import StepContext, StepFailed, StepResult
-from jobs.storage import resource_area
 from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_globs, check_resource
 from jobs.tasktypes.globs import as_list, selected
 from pointscene.core.ids import parse_id
+from pointscene.core.storage import resource_area
 
 MAX_FILES = 100_000
 

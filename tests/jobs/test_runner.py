@@ -21,9 +21,9 @@ from jobs.models import FrequencyType, JobHistory, RunStatus, RunTrigger, Schedu
 from jobs.running import engine, runner
 from jobs.running.locks import RunLock
 from jobs.steps import StepResult
-from jobs.storage import resource_area, run_log_path
 from jobs.tasktypes import TaskType
 from pointscene.core import errors
+from pointscene.core.storage import resource_area, run_log_path
 
 SLOT = datetime(2025, 6, 2, 12, 0, tzinfo=UTC)
 STAMPED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S")

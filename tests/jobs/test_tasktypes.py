@@ -15,8 +15,8 @@ from django.core.files.storage import default_storage
 
 from jobs import tasktypes
 from jobs.steps import RunCancelled, StepContext, StepFailed
-from jobs.storage import resource_area
 from jobs.tasktypes.globs import selected
+from pointscene.core.storage import resource_area
 
 
 def step(task_type: str, args: dict, inputs: dict | None = None, cancelled: threading.Event | None = None):
