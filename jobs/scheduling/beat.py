@@ -20,16 +20,7 @@ from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.scheduling import reconcile
-from jobs.scheduling.entries import (
-    ADVANCE_IF_UNCHANGED,
-    DROP_IF_GONE,
-    ENTRY_PREFIX,
-    MISSED_TASK,
-    RUN_TASK,
-    JobEntry,
-    encode_meta,
-    job_id_of,
-)
+from jobs.scheduling.entries import MISSED_TASK, RUN_TASK, EntryStore, JobEntry, score_of
 from jobs.scheduling.slots import MAX_LOOKAHEAD, JobSchedule
 
 log = logging.getLogger(__name__)
@@ -90,9 +81,9 @@ class JobsScheduler(RedBeatScheduler):
         lookahead = self.lookahead_for(client, now)
         horizon = to_timestamp(now + timedelta(seconds=lookahead))
         keys = client.zrangebyscore(self.app.redbeat_conf.schedule_key, 0, horizon)
-        prefix = self.app.redbeat_conf.key_prefix + ENTRY_PREFIX
-        job_keys = [k for k in keys if k.startswith(prefix)]
-        other_keys = [k for k in keys if not k.startswith(prefix)]
+        store = EntryStore(self.app, client)
+        job_keys = [k for k in keys if store.is_job_key(k)]
+        other_keys = [k for k in keys if not store.is_job_key(k)]
         # Earliest slots first, in chunks, renewing the lock between them: one tick may have 100,000 entries.
         for start in range(0, len(job_keys), FIRE_CHUNK):
             if not self.hold_lock():
@@ -127,11 +118,8 @@ class JobsScheduler(RedBeatScheduler):
         """Publishes one run per due job entry (ETA = its slot) and advances the entries. Returns runs sent."""
         started = time.monotonic()
         until = now + timedelta(seconds=self.lookahead if lookahead is None else lookahead)
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hget(key, "definition")
-                pipe.hget(key, "meta")
-            raw = pipe.execute()
+        store = EntryStore(self.app, client)
+        raw = store.read(keys)
 
         fired: list[tuple[str, JobSchedule, datetime, str]] = []
         sends: list[tuple[int, datetime, datetime]] = []
@@ -141,8 +129,7 @@ class JobsScheduler(RedBeatScheduler):
         # Jobs sharing a schedule and a last slot share their answers: compute each once per call.
         schedules: dict[str, JobSchedule] = {}
         due: dict[tuple[str, datetime], datetime | None] = {}
-        for i, key in enumerate(keys):
-            definition, meta = raw[2 * i], raw[2 * i + 1]
+        for key, (definition, meta) in zip(keys, raw, strict=True):
             if not definition:
                 stale.append(key)
                 continue
@@ -155,7 +142,7 @@ class JobsScheduler(RedBeatScheduler):
                 # Jitter shifts when a slot fires, not which slot it is.
                 due[(schedule_json, last)] = schedule.latest_due(last, until - timedelta(seconds=schedule.offset))
             slot = due[(schedule_json, last)]
-            job_id = job_id_of(key[len(self.app.redbeat_conf.key_prefix) :])
+            job_id = store.job_id(key)
             if slot is None or job_id is None:
                 # Not due after all (score was stale): just re-score it below.
                 fired.append((key, schedule, last, definition))
@@ -179,19 +166,14 @@ class JobsScheduler(RedBeatScheduler):
             for job_id, last, slot in gaps:
                 self.app.send_task(MISSED_TASK, args=[job_id, last.isoformat(), slot.isoformat()], producer=producer)
 
-        advance = client.register_script(ADVANCE_IF_UNCHANGED)
-        drop = client.register_script(DROP_IF_GONE)
-        schedule_key = self.app.redbeat_conf.schedule_key
         with client.pipeline(transaction=False) as pipe:
             next_slots: dict[tuple[int, datetime], float] = {}
             for key, schedule, last, definition in fired:
-                meta = encode_meta(last)
                 if (id(schedule), last) not in next_slots:
-                    next_slots[(id(schedule), last)] = to_timestamp(schedule.next_fire_after(last))
-                score = next_slots[(id(schedule), last)]
-                advance(keys=[key, schedule_key], args=[definition, meta, score], client=pipe)
+                    next_slots[(id(schedule), last)] = score_of(schedule, last)
+                store.advance(pipe, key, definition, last, next_slots[(id(schedule), last)])
             for key in stale:
-                drop(keys=[key, schedule_key], client=pipe)
+                store.drop_if_gone(pipe, key)
             pipe.execute()
         if sends:
             log.info("beat: published %d job runs", len(sends))

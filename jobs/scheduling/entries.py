@@ -1,4 +1,5 @@
-"""The one owner of the RedBeat entry format for jobs: names, definition and meta encoding, and every write.
+"""The one owner of the RedBeat entry format for jobs: names, definition and meta encoding, and every read and
+write of them in Redis (EntryStore). Beat, reconciliation and the API's after-commit sync all go through it.
 
 An entry is a hash (definition, meta) plus its score in the schedule zset, as RedBeat keeps them; a job entry's
 schedule is a JobSchedule (encoded as "pointscene.job").
@@ -7,8 +8,8 @@ schedule is a JobSchedule (encoded as "pointscene.job").
 import json
 from datetime import UTC, datetime
 
-from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder
-from redbeat.schedulers import RedBeatSchedulerEntry, get_redis
+from redbeat.decoder import RedBeatJSONDecoder, RedBeatJSONEncoder, to_timestamp
+from redbeat.schedulers import RedBeatSchedulerEntry, ensure_conf, get_redis
 
 from jobs.models import ScheduledJob
 from jobs.scheduling.slots import JobSchedule
@@ -97,10 +98,9 @@ class JobEntry(RedBeatSchedulerEntry):
 
     def save(self):
         """Writes definition, meta and score together. Unlike stock RedBeat, meta is overwritten."""
-        with get_redis(self.app).pipeline() as pipe:
-            pipe.hset(self.key, "definition", self.encoded_definition())
-            pipe.hset(self.key, "meta", encode_meta(self.last_run_at))
-            pipe.zadd(self.app.redbeat_conf.schedule_key, {self.key: self.score})
+        store = EntryStore(self.app)
+        with store.client.pipeline() as pipe:
+            store.write(pipe, self.key, self.encoded_definition(), self.last_run_at, self.score)
             pipe.execute()
         return self
 
@@ -116,3 +116,75 @@ def build_entry(job: ScheduledJob, last_run_at: datetime) -> JobEntry:
         app=app,
         last_run_at=last_run_at,
     )
+
+
+class EntryStore:
+    """Job entries in Redis. Writes take a pipeline, so that callers batch thousands of them in a few round trips."""
+
+    def __init__(self, app_=None, client=None) -> None:
+        self.app = app_ or app
+        self.client = client or get_redis(self.app)
+        self.conf = ensure_conf(self.app)
+        self.schedule_key = self.conf.schedule_key
+        self.prefix = self.conf.key_prefix + ENTRY_PREFIX
+        self._advance = self.client.register_script(ADVANCE_IF_UNCHANGED)
+        self._drop = self.client.register_script(DROP_IF_GONE)
+
+    def key(self, job_id: int) -> str:
+        return self.conf.key_prefix + entry_name(job_id)
+
+    def job_id(self, key: str) -> int | None:
+        return job_id_of(key[len(self.conf.key_prefix) :])
+
+    def is_job_key(self, key: str) -> bool:
+        return key.startswith(self.prefix)
+
+    def job_ids(self, batch: int = 1000) -> set[int]:
+        """Every job with an entry or a score: either half of an entry left alone is an entry to repair."""
+        found: set[int] = set()
+        for key, _score in self.client.zscan_iter(self.schedule_key, match=self.prefix + "*", count=batch):
+            found.add(self.job_id(key))
+        for key in self.client.scan_iter(match=self.prefix + "*", count=batch):
+            found.add(self.job_id(key))
+        return found - {None}
+
+    def read(self, keys: list[str], scores: bool = False) -> list[tuple]:
+        """(definition, meta) of each key, plus its score in the schedule when `scores`; None for what is absent."""
+        width = 3 if scores else 2
+        with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.hget(key, "definition")
+                pipe.hget(key, "meta")
+                if scores:
+                    pipe.zscore(self.schedule_key, key)
+            raw = pipe.execute()
+        return [tuple(raw[width * i : width * i + width]) for i in range(len(keys))]
+
+    def write(self, pipe, key: str, definition: str, last_run_at: datetime | None, score: float) -> None:
+        pipe.hset(key, "definition", definition)
+        pipe.hset(key, "meta", encode_meta(last_run_at))
+        pipe.zadd(self.schedule_key, {key: score})
+
+    def write_next(self, pipe, key: str, entry: "JobEntry", last_run_at: datetime) -> None:
+        """Writes `entry` as having last fired `last_run_at`, scored at its next fire time after that."""
+        self.write(pipe, key, entry.encoded_definition(), last_run_at, score_of(entry.schedule, last_run_at))
+
+    def remove(self, pipe, key: str) -> None:
+        pipe.zrem(self.schedule_key, key)
+        pipe.delete(key)
+
+    def advance(self, pipe, key: str, definition: str, last_run_at: datetime, score: float) -> None:
+        """Moves a fired entry to its next slot, unless the API changed it since beat read `definition`."""
+        self._advance(
+            keys=[key, self.schedule_key], args=[definition, encode_meta(last_run_at), score], client=pipe
+        )
+
+    def drop_if_gone(self, pipe, key: str) -> None:
+        """Takes a score whose entry hash is gone out of the schedule (and leaves one the API just rewrote)."""
+        self._drop(keys=[key, self.schedule_key], client=pipe)
+
+
+def score_of(schedule: JobSchedule, last_run_at: datetime) -> float:
+    """An entry's score: when it next fires after the slot it last fired."""
+    return to_timestamp(schedule.next_fire_after(last_run_at))
+

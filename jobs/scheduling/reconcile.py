@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
-from redbeat.decoder import to_timestamp
 from redbeat.schedulers import ensure_conf, get_redis
 
 from jobs.models import JobHistory, ScheduledJob
 from jobs.ops import metrics
-from jobs.scheduling.entries import ENTRY_PREFIX, JobEntry, build_entry, encode_meta, entry_name, job_id_of
+from jobs.scheduling.entries import EntryStore, JobEntry, build_entry, score_of
 from jobs.scheduling.slots import MAX_CATCHUP, MAX_LOOKAHEAD
 from pointscene.celery import app
 
@@ -35,25 +34,23 @@ def marker_key() -> str:
 
 def sync_job(job_id: int) -> str:
     """Makes job `job_id`'s entry match the database: 'added', 'updated', 'removed' or 'unchanged'."""
-    client = get_redis(app)
-    key = JobEntry.generate_key(app, entry_name(job_id))
+    store = EntryStore()
+    key = store.key(job_id)
     job = ScheduledJob.objects.filter(pk=job_id, active=True).first()
     if job is None:
-        with client.pipeline() as pipe:
-            pipe.zrem(_conf().schedule_key, key)
-            pipe.delete(key)
+        with store.client.pipeline() as pipe:
+            store.remove(pipe, key)
             removed, _ = pipe.execute()
         return "removed" if removed else "unchanged"
     now = datetime.now(UTC)
     entry = build_entry(job, last_run_at=now)
-    with client.pipeline() as pipe:
-        pipe.hget(key, "definition")
-        pipe.zscore(_conf().schedule_key, key)
-        stored, score = pipe.execute()
+    [(stored, _meta, score)] = store.read([key], scores=True)
     if stored == entry.encoded_definition() and score is not None:
         return "unchanged"
     # A new or changed schedule counts from now: nothing between the old schedule and this one is fired.
-    entry.save()
+    with store.client.pipeline() as pipe:
+        store.write_next(pipe, key, entry, now)
+        pipe.execute()
     return "added" if stored is None else "updated"
 
 
@@ -77,61 +74,41 @@ def unschedule_after_commit(job_ids: list[int]) -> None:
 
 def reconcile() -> dict[str, list[int]]:
     """Adds missing entries, removes orphans, fixes drifted ones. Returns the job ids changed, by kind."""
-    client = get_redis(app)
-    conf = _conf()
+    store = EntryStore()
     now = datetime.now(UTC)
     changes: dict[str, list[int]] = {"added": [], "removed": [], "fixed": []}
+    in_redis = store.job_ids(BATCH)
 
-    prefix = conf.key_prefix + ENTRY_PREFIX
-    in_redis: set[int] = set()
-    for key in client.zscan_iter(conf.schedule_key, match=prefix + "*", count=BATCH):
-        job_id = job_id_of(key[0][len(conf.key_prefix) :])
-        if job_id is not None:
-            in_redis.add(job_id)
-    for key in client.scan_iter(match=prefix + "*", count=BATCH):
-        job_id = job_id_of(key[len(conf.key_prefix) :])
-        if job_id is not None:
-            in_redis.add(job_id)
-
-    active = ScheduledJob.objects.filter(active=True).order_by("pk")
     active_ids: set[int] = set()
     batch: list[ScheduledJob] = []
-    for job in active.iterator(chunk_size=BATCH):
+    for job in ScheduledJob.objects.filter(active=True).order_by("pk").iterator(chunk_size=BATCH):
         active_ids.add(job.pk)
         batch.append(job)
         if len(batch) >= BATCH:
-            _reconcile_batch(client, conf, batch, now, changes)
+            _reconcile_batch(store, batch, now, changes)
             batch = []
     if batch:
-        _reconcile_batch(client, conf, batch, now, changes)
+        _reconcile_batch(store, batch, now, changes)
 
     orphans = sorted(in_redis - active_ids)
     for start in range(0, len(orphans), BATCH):
-        with client.pipeline(transaction=False) as pipe:
+        with store.client.pipeline(transaction=False) as pipe:
             for job_id in orphans[start : start + BATCH]:
-                key = JobEntry.generate_key(app, entry_name(job_id))
-                pipe.zrem(conf.schedule_key, key)
-                pipe.delete(key)
+                store.remove(pipe, store.key(job_id))
             pipe.execute()
     changes["removed"] = orphans
-    client.set(marker_key(), now.isoformat())
+    store.client.set(marker_key(), now.isoformat())
     metrics.record_drift(changes)
     return changes
 
 
-def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, changes: dict) -> None:
-    keys = [JobEntry.generate_key(app, entry_name(job.pk)) for job in jobs]
-    with client.pipeline(transaction=False) as pipe:
-        for key in keys:
-            pipe.hget(key, "definition")
-            pipe.hget(key, "meta")
-            pipe.zscore(conf.schedule_key, key)
-        raw = pipe.execute()
-    missing = [job.pk for i, job in enumerate(jobs) if raw[3 * i] is None]
+def _reconcile_batch(store: EntryStore, jobs: list[ScheduledJob], now: datetime, changes: dict) -> None:
+    keys = [store.key(job.pk) for job in jobs]
+    raw = store.read(keys, scores=True)
+    missing = [job.pk for job, (stored, _meta, _score) in zip(jobs, raw, strict=True) if stored is None]
     last_slots = _last_recorded_slots(missing) if missing else {}
-    with client.pipeline(transaction=False) as pipe:
-        for i, job in enumerate(jobs):
-            stored, meta, score = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
+    with store.client.pipeline(transaction=False) as pipe:
+        for key, job, (stored, meta, score) in zip(keys, jobs, raw, strict=True):
             entry = build_entry(job, last_run_at=now)
             if stored == entry.encoded_definition() and score is not None and _consistent(entry, meta, score, now):
                 continue
@@ -140,9 +117,7 @@ def _reconcile_batch(client, conf, jobs: list[ScheduledJob], now: datetime, chan
                 # Lost (Redis flushed or restarted): count from the job's last recorded slot, so that beat fires
                 # or records (MISSED) every slot that passed while the entry was gone.
                 last = max(last_slots.get(job.pk) or job.schedule_anchor, now - MAX_CATCHUP)
-            pipe.hset(keys[i], "definition", entry.encoded_definition())
-            pipe.hset(keys[i], "meta", encode_meta(last))
-            pipe.zadd(conf.schedule_key, {keys[i]: to_timestamp(entry.schedule.next_fire_after(last))})
+            store.write_next(pipe, key, entry, last)
             changes["added" if stored is None else "fixed"].append(job.pk)
         pipe.execute()
 
@@ -154,7 +129,7 @@ def _consistent(entry: JobEntry, meta: str | None, score: float, now: datetime) 
     last = JobEntry.decode_meta(meta)["last_run_at"] if meta else None
     if last is None or last > now + timedelta(seconds=MAX_LOOKAHEAD):
         return False
-    return score <= to_timestamp(entry.schedule.next_fire_after(last)) + 1
+    return score <= score_of(entry.schedule, last) + 1
 
 
 def _last_recorded_slots(job_ids: list[int]) -> dict[int, datetime]:
