@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
 
-from jobs.scheduling.reconcile import marker_key
+from jobs.scheduling.reconcile import reconciled_at
 from pointscene.celery import app
 from pointscene.core.connections import redis_client
 
@@ -53,10 +53,9 @@ def reconciled() -> Check:
     """Beat rebuilds the schedule from the database on start and every JOBS_RECONCILE_SECONDS; a stale mark
     means no beat is running (or it is stuck), so no job fires."""
     def probe():
-        raw = redis_client().get(marker_key())
-        if not raw:
+        at = reconciled_at()
+        if at is None:
             return False, "no beat has reconciled the schedule yet"
-        at = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
         age = (datetime.now(UTC) - at).total_seconds()
         limit = 2 * settings.JOBS_RECONCILE_SECONDS + 60
         return age <= limit, f"last reconciled {age:.0f} s ago (limit {limit} s)"
