@@ -1,5 +1,6 @@
 """Readiness: can this deployment run jobs right now? Each check answers in well under a second and says why
-it failed, for /readyz (and compose's healthchecks, and operators)."""
+it failed, for /readyz (load balancers and operators; compose's healthchecks probe /healthz). Also who may read
+the operator's views (/metrics, /readyz's details)."""
 
 import hmac
 import ipaddress

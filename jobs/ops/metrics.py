@@ -3,8 +3,8 @@
 Counters and histograms are recorded where things happen: workers (runs, steps, bytes, firing lag) and beat
 (schedule drift). They live in separate processes from the web server, so deployments set
 PROMETHEUS_MULTIPROC_DIR to a folder shared by web, worker and beat on a machine (compose.yaml: a volume);
-/metrics then adds up every process's values (prometheus_client's multiprocess mode). Without it, /metrics shows
-the web process alone, which is enough for `make run` on one machine only for HTTP metrics.
+/metrics then adds up every process's values (prometheus_client's multiprocess mode). Without it (`make run`
+sets none), /metrics shows the web process's own counters only, none of the workers' or beat's.
 
 Gauges of the current state (active jobs, runs going, queue depth) are read at scrape time from the database
 and Redis, so they are right however many processes there are.

@@ -1,4 +1,6 @@
-"""The one owner of the RedBeat entry format for jobs: names, definition and meta encoding, and every write.
+"""The one owner of the RedBeat entry format for jobs: names, definition and meta encoding, the write of one entry
+(JobEntry.save) and the scripts beat advances and drops entries with. reconcile.py removes entries, and rewrites
+them in bulk pipelines, with these names and encodings.
 
 An entry is a hash (definition, meta) plus its score in the schedule zset, as RedBeat keeps them; a job entry's
 schedule is a JobSchedule (encoded as "pointscene.job").

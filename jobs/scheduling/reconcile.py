@@ -2,7 +2,8 @@
 
 `sync_job` is the one function that turns a job row into its entry or removes it; services call it after their
 transaction commits. `reconcile` rebuilds every entry from the database (missing, orphaned, drifted) and runs
-from `manage.py sync_schedules` and from beat, on start and whenever the reconciled marker has vanished.
+from `manage.py sync_schedules` and from beat, on start and whenever the reconciled marker has vanished or is older
+than JOBS_RECONCILE_SECONDS. The marker lives in RedBeat's Redis; `reconciled_at` is its one reader (beat, /readyz).
 """
 
 import logging
