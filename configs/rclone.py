@@ -112,12 +112,6 @@ def obscure(value: str) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def reveal(value: str) -> str:
-    data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    decryptor = Cipher(algorithms.AES(_OBSCURE_KEY), modes.CTR(data[:16])).decryptor()
-    return (decryptor.update(data[16:]) + decryptor.finalize()).decode()
-
-
 def _config_key(password: str) -> bytes:
     return hashlib.sha256(f"[{password}][rclone-config]".encode()).digest()
 

@@ -1,5 +1,6 @@
 """Readiness: can this deployment run jobs right now? Each check answers in well under a second and says why
-it failed, for /readyz (and compose's healthchecks, and operators)."""
+it failed, for /readyz (load balancers and operators; compose's healthchecks probe /healthz). Also who may read
+the operator's views (/metrics, /readyz's details)."""
 
 import hmac
 import ipaddress
@@ -11,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest
 
-from jobs.scheduling.reconcile import marker_key
+from jobs.scheduling.reconcile import reconciled_at
 from pointscene.celery import app
 from pointscene.core.connections import redis_client
 
@@ -53,10 +54,9 @@ def reconciled() -> Check:
     """Beat rebuilds the schedule from the database on start and every JOBS_RECONCILE_SECONDS; a stale mark
     means no beat is running (or it is stuck), so no job fires."""
     def probe():
-        raw = redis_client().get(marker_key())
-        if not raw:
+        at = reconciled_at()
+        if at is None:
             return False, "no beat has reconciled the schedule yet"
-        at = datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
         age = (datetime.now(UTC) - at).total_seconds()
         limit = 2 * settings.JOBS_RECONCILE_SECONDS + 60
         return age <= limit, f"last reconciled {age:.0f} s ago (limit {limit} s)"

@@ -244,7 +244,6 @@ CELERY_REDBEAT_REDIS_URL = env_str("REDBEAT_REDIS_URL", REDIS_URL)
 CELERY_REDBEAT_KEY_PREFIX = env_str("REDBEAT_KEY_PREFIX", "pointscene:redbeat:")
 # A standby beat takes over this long after the active one dies (RedBeat's default is 25 minutes).
 CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", 30)
-CELERY_WORKER_SEND_TASK_EVENTS = True
 
 # --- Runs
 JOBS_REDIS_PREFIX = env_str("JOBS_REDIS_PREFIX", "pointscene:")

@@ -1,4 +1,5 @@
 import graphene
+from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from jobs import history
 from jobs.graphql.types import JobHistory, JobHistoryPage, PageInput, ScheduledJob, WorkflowProblem
@@ -106,8 +107,6 @@ class JobQueries(graphene.ObjectType):
 
 def _selects(info, name: str) -> bool:
     """Whether the query asks for `name` directly under the current field (fragments included)."""
-    from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
-
     def walk(selection_set) -> bool:
         for node in selection_set.selections if selection_set else []:
             if isinstance(node, FieldNode) and node.name.value == name:

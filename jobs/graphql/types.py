@@ -1,8 +1,12 @@
 import graphene
+from django.db.models import TextChoices
 from django.utils import timezone
 
 from jobs import history
+from jobs.models import FrequencyType as FrequencyTypeChoices
 from jobs.models import JobHistory as JobHistoryModel
+from jobs.models import OverlapPolicy as OverlapPolicyChoices
+from jobs.models import RunStatus as RunStatusChoices
 from jobs.models import ScheduledJob as ScheduledJobModel
 from jobs.running.logs import signed_log_url
 from jobs.secret_args import public_workflow
@@ -11,51 +15,36 @@ from pointscene.graphql.scalars import JSON
 MAX_NEXT_RUNS = 100
 
 
-class FrequencyType(graphene.Enum):
-    """How a job's schedule is given."""
-
-    CRON_BASED = "CRON_BASED"
-    INTERVAL_BASED = "INTERVAL_BASED"
-
-    @property
-    def description(self) -> str:
-        if self == FrequencyType.CRON_BASED:
-            return "cronExpression (standard 5-field cron) required, intervalMinutes must be absent."
-        return "intervalMinutes (positive integer) required, cronExpression must be absent."
+def model_enum(choices: type[TextChoices], description: str, values: dict[str, str]) -> type[graphene.Enum]:
+    """The GraphQL enum of a model's choices, so the API cannot offer a value the database does not know. The
+    descriptions are the API's own (the choices' labels are for the admin)."""
+    return graphene.Enum.from_enum(
+        choices, description=lambda member: description if member is None else values.get(member.name)
+    )
 
 
-class RunStatus(graphene.Enum):
-    """Where a run is in its life."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    SKIPPED = "SKIPPED"
-    CANCELLED = "CANCELLED"
-    MISSED = "MISSED"
-
-    @property
-    def description(self) -> str | None:
-        if self == RunStatus.MISSED:
-            return "Nothing started this slot in time (scheduler or workers down) and the catch-up window let it go."
-        return None
-
-
-class OverlapPolicy(graphene.Enum):
-    """What a scheduled slot does while the job's previous run is still going."""
-
-    SKIP = "SKIP"
-    BUFFER_ONE = "BUFFER_ONE"
-    ALLOW = "ALLOW"
-
-    @property
-    def description(self) -> str:
-        return {
-            "SKIP": "The slot is recorded as SKIPPED.",
-            "BUFFER_ONE": "One slot waits and runs right after; further ones are SKIPPED.",
-            "ALLOW": "The slot runs alongside.",
-        }[self.name]
+FrequencyType = model_enum(
+    FrequencyTypeChoices,
+    "How a job's schedule is given.",
+    {
+        "CRON_BASED": "cronExpression (standard 5-field cron) required, intervalMinutes must be absent.",
+        "INTERVAL_BASED": "intervalMinutes (positive integer) required, cronExpression must be absent.",
+    },
+)
+RunStatus = model_enum(
+    RunStatusChoices,
+    "Where a run is in its life.",
+    {"MISSED": "Nothing started this slot in time (scheduler or workers down) and the catch-up window let it go."},
+)
+OverlapPolicy = model_enum(
+    OverlapPolicyChoices,
+    "What a scheduled slot does while the job's previous run is still going.",
+    {
+        "SKIP": "The slot is recorded as SKIPPED.",
+        "BUFFER_ONE": "One slot waits and runs right after; further ones are SKIPPED.",
+        "ALLOW": "The slot runs alongside.",
+    },
+)
 
 
 def enum_value(value: object) -> object:

@@ -3,8 +3,8 @@
 Counters and histograms are recorded where things happen: workers (runs, steps, bytes, firing lag) and beat
 (schedule drift). They live in separate processes from the web server, so deployments set
 PROMETHEUS_MULTIPROC_DIR to a folder shared by web, worker and beat on a machine (compose.yaml: a volume);
-/metrics then adds up every process's values (prometheus_client's multiprocess mode). Without it, /metrics shows
-the web process alone, which is enough for `make run` on one machine only for HTTP metrics.
+/metrics then adds up every process's values (prometheus_client's multiprocess mode). Without it (`make run`
+sets none), /metrics shows the web process's own counters only, none of the workers' or beat's.
 
 Gauges of the current state (active jobs, runs going, queue depth) are read at scrape time from the database
 and Redis, so they are right however many processes there are.
@@ -13,13 +13,14 @@ and Redis, so they are right however many processes there are.
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
 import redis
 from django.conf import settings
 from django.db.models import Count
 from kombu.transport.redis import PRIORITY_STEPS, Channel
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
 from jobs.models import JobHistory, RunStatus, ScheduledJob
@@ -50,7 +51,8 @@ DRIFT = Counter(
 )
 
 
-def record_start(trigger: str, scheduled_for, started_at) -> None:
+def record_start(scheduled_for: datetime | None, started_at: datetime) -> None:
+    """How late a scheduled run started after its slot (manual runs have no slot, so no lag)."""
     if scheduled_for is not None:
         FIRING_LAG.observe(max(0.0, (started_at - scheduled_for).total_seconds()))
 
@@ -149,11 +151,10 @@ class StateCollector:
 def exposition() -> bytes:
     """Every metric, in Prometheus's text format: all processes' counters (multiprocess mode) or this one's,
     plus the state gauges."""
+    registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        from prometheus_client import REGISTRY as registry
     state = CollectorRegistry()
     state.register(StateCollector())
     return generate_latest(registry) + generate_latest(state)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -115,8 +116,6 @@ def _holder_may_read(holder: str, instance_id: int, request: HttpRequest) -> boo
         )
     kind, ident = holder[0], int(holder[1:])
     if kind == "u":
-        from django.contrib.auth import get_user_model
-
         if not get_user_model().objects.filter(pk=ident, is_active=True).exists():
             return False
         return instance_id in linked_instance_ids(user_id=ident, application_id=None)

@@ -157,7 +157,7 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
         return
     db_retry(lambda: ScheduledJob.objects.filter(pk=job.pk).update(last_run_at=started), "note the start")
     run.status, run.started_at = RunStatus.RUNNING, started
-    metrics.record_start(run.trigger, run.scheduled_for, started)
+    metrics.record_start(run.scheduled_for, started)
     log.info(
         "run started (%s%s)",
         run.trigger.lower(),

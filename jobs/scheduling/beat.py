@@ -4,7 +4,10 @@ Stock RedBeat loads and publishes due entries one by one, which is what makes 10
 minute arrive seconds late. This scheduler keeps RedBeat's storage (one hash per entry plus the schedule zset),
 its high-availability lock and its handling of static `beat_schedule` entries, and changes how job entries are
 fired: every tick it takes the job entries due within the look-ahead window, loads them in one pipeline, publishes
-one run per entry carrying its exact slot as ETA, and moves them all to their next slot in one more pipeline.
+one run per entry carrying its slot, with the slot's fire time (slot plus the job's jitter) as exact ETA, or none
+once that has passed, and moves them all to their next slot in one more pipeline. Slots that passed while no beat
+was firing go to jobs.record_missed. Beat also reconciles the schedule from the database on start and whenever
+reconcile.reconcile_due() says so.
 """
 
 import json

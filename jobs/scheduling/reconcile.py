@@ -2,7 +2,8 @@
 
 `sync_job` is the one function that turns a job row into its entry or removes it; services call it after their
 transaction commits. `reconcile` rebuilds every entry from the database (missing, orphaned, drifted) and runs
-from `manage.py sync_schedules` and from beat, on start and whenever the reconciled marker has vanished.
+from `manage.py sync_schedules` and from beat, on start and whenever the reconciled marker has vanished or is older
+than JOBS_RECONCILE_SECONDS. The marker lives in RedBeat's Redis; `reconciled_at` is its one reader (beat, /readyz).
 """
 
 import logging
@@ -142,13 +143,20 @@ def _last_recorded_slots(job_ids: list[int]) -> dict[int, datetime]:
     return {row["job_id"]: row["last"] for row in rows}
 
 
-def reconcile_due() -> bool:
-    """True when Redis has lost the reconciled marker (flushed or restarted) or it is older than the period."""
+def reconciled_at() -> datetime | None:
+    """When the schedule was last reconciled; None when RedBeat's Redis has no readable marker (never reconciled,
+    or flushed or restarted since). The marker lives in RedBeat's Redis (REDBEAT_REDIS_URL), next to the entries
+    it vouches for, which need not be the service's own (REDIS_URL)."""
     raw = get_redis(app).get(marker_key())
     if raw is None:
-        return True
+        return None
     try:
-        last = datetime.fromisoformat(raw)
+        return datetime.fromisoformat(raw)
     except ValueError:
-        return True
-    return (datetime.now(UTC) - last).total_seconds() >= settings.JOBS_RECONCILE_SECONDS
+        return None
+
+
+def reconcile_due() -> bool:
+    """True when Redis has lost the reconciled marker (flushed or restarted) or it is older than the period."""
+    last = reconciled_at()
+    return last is None or (datetime.now(UTC) - last).total_seconds() >= settings.JOBS_RECONCILE_SECONDS

@@ -27,7 +27,6 @@ class TaskType:
     name: str
     check_args: Callable[[dict, ArgsCheck], None]
     run: Callable[[StepContext], StepResult]
-    description: str = ""
 
 
 REGISTRY: dict[str, TaskType] = {}

@@ -325,11 +325,4 @@ def run(ctx: StepContext) -> StepResult:
     return StepResult(outputs={"status": status, "body": body}, counters={"httpStatus": status, "bytes": size})
 
 
-http_request = register(
-    TaskType(
-        name="http.request",
-        check_args=check_args,
-        run=run,
-        description="Calls a URL (webhooks, pings); secretHeaders are stored encrypted and shown as {name, isSet}.",
-    )
-)
+http_request = register(TaskType(name="http.request", check_args=check_args, run=run))

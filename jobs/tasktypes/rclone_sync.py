@@ -1,3 +1,6 @@
+"""rclone.sync (and its older name sync.files): runs rclone from args.remotes[0] (source) to args.remotes[1]
+(destination) in one of MODES, with the resource's stored remotes (jobs.sync.rclone does the running)."""
+
 import hashlib
 from pathlib import Path
 
@@ -76,7 +79,6 @@ def run(ctx: StepContext) -> StepResult:
     return run_sync(ctx, spec)
 
 
-DESCRIPTION = "Runs rclone between args.remotes[0] (source) and args.remotes[1] (destination)."
-rclone_sync = register(TaskType(name="rclone.sync", check_args=check_args, run=run, description=DESCRIPTION))
+rclone_sync = register(TaskType(name="rclone.sync", check_args=check_args, run=run))
 # Older clients send the same step under this name.
-sync_files = register(TaskType(name="sync.files", check_args=check_args, run=run, description=DESCRIPTION))
+sync_files = register(TaskType(name="sync.files", check_args=check_args, run=run))

@@ -1,3 +1,6 @@
+"""resource.input: lists the resource's own files in the service's storage (include/exclude globs) and hands
+the list, and its globs, on to the tasks that name it."""
+
 from django.core.files.storage import default_storage
 
 from jobs.steps import StepContext, StepFailed, StepResult
@@ -49,11 +52,4 @@ def run(ctx: StepContext) -> StepResult:
     )
 
 
-resource_input = register(
-    TaskType(
-        name="resource.input",
-        check_args=check_args,
-        run=run,
-        description="Lists the resource's own files (include/exclude globs) and hands the list on.",
-    )
-)
+resource_input = register(TaskType(name="resource.input", check_args=check_args, run=run))

@@ -1,6 +1,6 @@
 """The one place that decides who may read or write what.
 
-A bearer token carries scopes (see examples/token.http); it reaches only instances its client (or, for a
+A bearer token carries scopes (see docs/contract/examples/token.http); it reaches only instances its client (or, for a
 password-grant token, its user) is linked to *now*, so unlinking an instance takes effect at once, before
 the token expires. Anything the caller may not read is reported exactly like something that does not exist.
 """

@@ -4,7 +4,7 @@
 (pointscene.core.addresses), and connects to the address it checked, so a name cannot resolve to a public address
 for the check and to loopback for the connection (DNS rebinding). Two ways in, one decision:
 
-- in this process (http.request steps, webhooks): `egress_session()` in jobs/ops/outbound.py connects through
+- in this process (http.request steps, webhooks): `hardened_session()` in jobs/ops/outbound.py connects through
   `EgressPolicy.connect`;
 - for rclone, which is another process, `EgressProxy` serves SOCKS5 (RFC 1928, CONNECT only, no auth) on loopback
   for the length of one step. rclone's HTTP client is pointed at it with `--http-proxy socks5://...` (every

@@ -1,6 +1,7 @@
 """Tenancy: instances (tenants), their resources, and the API clients that may reach them.
 
-Every app builds on these; they were the jobs app's until tenancy became the bottom layer (see docs/architecture.md).
+Every app builds on these; they were the jobs app's until tenancy became the bottom layer (the layers contract
+in pyproject.toml).
 """
 
 from django.conf import settings

@@ -85,24 +85,17 @@ def test_it_obscures_the_way_rclone_reveals(value, tmp_path):
     assert run_rclone("reveal", "--", obscured, home=tmp_path) == value + "\n"
 
 
-@pytest.mark.parametrize("value", OBSCURABLE)
-def test_it_reveals_what_rclone_obscures(value, tmp_path):
-    obscured = run_rclone("obscure", "-", home=tmp_path, stdin=value).strip()
-
-    assert obscured != value
-    assert rclone.reveal(obscured) == value
-
-
 def test_it_obscures_with_a_fresh_iv_each_time(tmp_path):
     first, second = rclone.obscure("secret"), rclone.obscure("secret")
 
     assert first != second
-    assert rclone.reveal(first) == rclone.reveal(second) == "secret"
+    assert run_rclone("reveal", "--", first, home=tmp_path) == run_rclone("reveal", "--", second, home=tmp_path)
+    assert run_rclone("reveal", "--", first, home=tmp_path) == "secret\n"
     assert "=" not in first  # rclone's base64url, unpadded
 
 
-def test_it_obscures_the_empty_string_to_what_reveals_empty():
-    assert rclone.reveal(rclone.obscure("")) == ""
+def test_it_obscures_the_empty_string_to_what_rclone_reveals_as_empty(tmp_path):
+    assert run_rclone("reveal", "--", rclone.obscure(""), home=tmp_path) == "\n"
 
 
 # --------------------------------------------------------------------------- the encrypted config file

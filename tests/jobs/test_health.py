@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobs.scheduling.reconcile import marker_key
+from jobs.scheduling.reconcile import marker_key, reconcile
 from pointscene.core.connections import redis_client
+from tests.fixtures.redbeat import redis_client as redbeat_client
 
 pytestmark = pytest.mark.usefixtures("clean_redis")
 
@@ -47,14 +48,14 @@ def test_it_is_not_ready_without_a_beat_or_a_worker_and_says_why(client, db):
 def test_it_counts_a_reconcile_older_than_twice_the_period_as_stale(client, db, settings):
     settings.JOBS_RECONCILE_SECONDS = 60
     stale = datetime.now(UTC) - timedelta(seconds=200)
-    redis_client().set(marker_key(), stale.isoformat())
+    redbeat_client().set(marker_key(), stale.isoformat())
 
     body = readyz(client).json()
 
     assert body["checks"]["schedule"]["ok"] is False
     assert "limit 180 s" in body["checks"]["schedule"]["detail"]
 
-    redis_client().set(marker_key(), datetime.now(UTC).isoformat())
+    redbeat_client().set(marker_key(), datetime.now(UTC).isoformat())
     assert readyz(client).json()["checks"]["schedule"]["ok"] is True
 
 
@@ -62,3 +63,15 @@ def test_it_counts_a_reconcile_older_than_twice_the_period_as_stale(client, db, 
 def test_it_only_answers_get(client, method):
     assert getattr(client, method)("/healthz").status_code == 405
     assert getattr(client, method)("/readyz").status_code == 405
+
+
+def test_it_reads_the_reconcile_marker_where_beat_writes_it_when_redbeat_has_its_own_redis(
+    client, db, separate_redbeat_redis
+):
+    reconcile()
+
+    body = readyz(client).json()
+
+    assert separate_redbeat_redis.get(marker_key()) is not None
+    assert redis_client().get(marker_key()) is None
+    assert body["checks"]["schedule"]["ok"] is True, body["checks"]["schedule"]

@@ -189,26 +189,26 @@ def test_it_gives_each_job_a_fixed_jitter_within_its_bound(instance, http_server
 
 
 def test_it_publishes_a_jittered_slot_at_its_offset_with_the_slot_as_key(instance, http_server):
-    job = make_job(instance, http_server.url("/ok"), cron="0 3 * * *", jitter_seconds=600)
-    offset = job.jitter_offset
-    assert reconcile.sync_job(job.pk) in {"added", "updated", "unchanged"}
-    schedule = JobSchedule.for_job(job)
-    slot = schedule.next_after(datetime.now(UTC))
-    assert stored_entry(job.pk).score == to_timestamp(slot + timedelta(seconds=offset))
-
     beat = JobsScheduler(app, lazy=True)
     beat.lock_key = None
-    # Just before the slot nothing is sent when the offset keeps it outside the look-ahead...
-    early = slot - timedelta(seconds=2)
-    sent_early = beat.fire_jobs(beat_redis(), [entry_key(job.pk)], early)
-    assert sent_early == (1 if offset <= beat.lookahead - 2 else 0)
-    # ...and at its fire time it is, with ETA slot + offset and the slot itself as the run's key.
-    if not sent_early:
-        assert beat.fire_jobs(beat_redis(), [entry_key(job.pk)], slot + timedelta(seconds=offset)) == 1
+    # The offset comes from the job's id; take the first job whose offset reaches well past the look-ahead, so
+    # that the slot itself arriving is visibly not enough (an offset under 10 s is 1 job in 60 or so).
+    candidates = (make_job(instance, http_server.url("/ok"), cron="0 3 * * *", jitter_seconds=600) for _ in range(20))
+    job = next(j for j in candidates if j.jitter_offset >= beat.lookahead + 5)
+    slot = JobSchedule.for_job(job).next_after(datetime.now(UTC))
+    fire_at = slot + timedelta(seconds=job.jitter_offset)
+    assert reconcile.sync_job(job.pk) == "added"
+    assert stored_entry(job.pk).score == to_timestamp(fire_at)
+
+    # The slot has come and the look-ahead has not yet reached its fire time: nothing is sent.
+    assert beat.fire_jobs(beat_redis(), [entry_key(job.pk)], fire_at - timedelta(seconds=beat.lookahead + 1)) == 0
+    assert queued_messages() == []
+
+    # Within the look-ahead of its fire time it is, with ETA slot + offset and the slot itself as the run's key.
+    assert beat.fire_jobs(beat_redis(), [entry_key(job.pk)], fire_at - timedelta(seconds=beat.lookahead / 2)) == 1
     [message] = queued_messages()
     assert message.args == [job.pk, slot.isoformat()]
-    if offset > beat.lookahead:
-        assert message.eta is None or message.eta == slot + timedelta(seconds=offset)
+    assert message.eta == fire_at
 
 
 # --------------------------------------------------------------------------- overlap
