@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from bench.harness import Process, free_port, stop_on_exit, wait_for_port  # noqa: E402
 from configs import rclone  # noqa: E402
 from jobs.sync.acc.bridge import AccProject, Bridge  # noqa: E402
 from jobs.sync.acc.client import ApsClient  # noqa: E402
@@ -70,12 +70,6 @@ def serve_elsewhere(aps: FakeAps) -> tuple[str, multiprocessing.Process]:
     return parent.recv(), process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def sync(config: Path, source: str, destination: Path) -> float:
     shutil.rmtree(destination, ignore_errors=True)
     started = time.perf_counter()
@@ -104,7 +98,11 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=10, help="large files (of --big-mib MiB each)")
     parser.add_argument("--big-mib", type=int, default=20)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="a quick check that it works: 60 files, 1 repetition")
     args = parser.parse_args()
+    if args.smoke:
+        args.files, args.folders, args.big, args.big_mib, args.reps = 60, 6, 1, 1, 1
+    stop_on_exit()
 
     tree = make_tree(args.files, args.folders, args.big, args.big_mib)
     total_mb = sum(map(len, tree.values())) / 1e6
@@ -116,14 +114,15 @@ def main() -> None:
         (plain / path).write_bytes(content)
 
     port = free_port()
-    server = subprocess.Popen(
+    server = Process(
+        "serve-webdav",
         [rclone.binary(), "serve", "webdav", str(plain), "--addr", f"127.0.0.1:{port}", "--config", os.devnull],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        dict(os.environ),
+        work,
     )
     results: dict[str, list[float]] = {"bridge": [], "plain": []}
     try:
-        time.sleep(1)
+        wait_for_port(port, server)
         write_config(work / "plain.conf", "plain", f"http://127.0.0.1:{port}/")
         aps = FakeAps()
         for path, content in tree.items():
@@ -163,8 +162,7 @@ def main() -> None:
             fake.terminate()
             fake.join()
     finally:
-        server.terminate()
-        server.wait()
+        server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     bridge, plain_s = statistics.median(results["bridge"]), statistics.median(results["plain"])

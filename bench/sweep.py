@@ -14,68 +14,26 @@ It starts a private redis-server for the sweep's marker. Prints markdown; applic
 
 import argparse
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.harness import ensure_database, private_database, start_redis, stop_on_exit  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-PORT = free_port()
-REDIS_DIR = tempfile.mkdtemp(prefix="pointscene-bench-sweep-")
-REDIS = subprocess.Popen(
-    [shutil.which("redis-server") or "redis-server", "--port", str(PORT), "--bind", "127.0.0.1", "--save", ""]
-    + ["--appendonly", "no", "--dir", REDIS_DIR],
-    stdout=subprocess.DEVNULL,
-)
-os.environ["REDIS_URL"] = f"redis://127.0.0.1:{PORT}/0"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pointscene.settings")
-os.environ["DATABASE_URL"] = os.environ.get(
-    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pointscene_sweepbench"
-)
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
-from django.test.utils import CaptureQueriesContext  # noqa: E402
-
-from jobs.models import JobHistory, RunStatus, ScheduledJob  # noqa: E402
-from jobs.running import sweeper  # noqa: E402
-from pointscene.core.connections import redis_client  # noqa: E402
-from pointscene.core.models import Instance  # noqa: E402
-
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pointscene_sweepbench"
 SLOTS_SEEDED = 20
 WORKFLOW = {"tasks": [{"name": "ping", "type": "http.request", "args": {"url": "https://example.com"}}]}
 
 
-def ensure_database() -> None:
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    import psycopg
+def seed(count: int, now: datetime):
+    from django.db import connection
 
-    with psycopg.connect(admin.replace("postgres://", "postgresql://"), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    call_command("migrate", verbosity=0)
+    from jobs.models import Instance, JobHistory, RunStatus, ScheduledJob
 
-
-def seed(count: int, now: datetime) -> Instance:
     Instance.objects.filter(name__startswith="bench-sweep").delete()
     instance = Instance.objects.create(name=f"bench-sweep-{count}")
     anchor = now - timedelta(hours=1)
@@ -111,6 +69,9 @@ def seed(count: int, now: datetime) -> Instance:
 
 
 def timed(fn, repeat: int = 3) -> tuple[float, int, object]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     best, queries, result = float("inf"), 0, None
     for _ in range(repeat):
         with CaptureQueriesContext(connection) as ctx:
@@ -122,10 +83,34 @@ def timed(fn, repeat: int = 3) -> tuple[float, int, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", default="1000,10000")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a quick check that the benchmark works: 50 jobs, a private database (dropped at the end)",
+    )
     args = parser.parse_args()
-    ensure_database()
+    stop_on_exit()
+    database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    if args.smoke:
+        args.jobs = "50"
+        database_url = private_database(database_url)
+    else:
+        ensure_database(database_url)
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = start_redis(Path(tempfile.mkdtemp(prefix="sweepbench-")))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pointscene.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from jobs.models import JobHistory, RunStatus
+    from jobs.running import sweeper
+    from pointscene.core.connections import redis_client
+
+    call_command("migrate", verbosity=0)
     marker = "pointscene:swept-until"
     lines = ["| active jobs | sweep | seconds (best of 3) | SQL queries | slots checked |", "|---|---|---|---|---|"]
     for count in (int(n) for n in args.jobs.split(",")):
@@ -161,8 +146,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        REDIS.terminate()
-        shutil.rmtree(REDIS_DIR, ignore_errors=True)
+    main()
