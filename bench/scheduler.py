@@ -11,8 +11,8 @@ UTC), one real `celery beat` and one real `celery worker` (K prefork processes) 
 
 - ours: `jobs.scheduling.beat.JobsScheduler`, unchanged, with the service's settings; entries made by
   `jobs.scheduling.reconcile.reconcile()` from N active `ScheduledJob` rows whose workflow is one `resource.input`
-  step on an empty resource (the cheapest real workflow). Each run writes a JobHistory row with scheduled_for, published_at
-  (beat's send time, passed in the message) and started_at.
+  step on an empty resource (the cheapest real workflow). Each run writes a JobHistory row with scheduled_for,
+  published_at (beat's send time, passed in the message) and started_at.
 - redbeat: stock `redbeat.RedBeatScheduler`, N `RedBeatSchedulerEntry(name, task, crontab(M, H)).save()` entries for
   the plain task `bench.ref_run` (bench/refs.py), which notes its start time in Redis.
 - dcb: django-celery-beat's `DatabaseScheduler`, N PeriodicTask rows with `CrontabSchedule(M, H, UTC)`, same task.
