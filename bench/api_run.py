@@ -30,8 +30,9 @@ from bench.api_report import SECTION, render, tables_of
 from bench.api_seed import SEED, SMOKE_SEED, ensure_seeded, log, per_job
 from bench.harness import ROOT, cpu_model, free_port, memory_gib, write_doc
 from jobs.history import NEWEST_FIRST, attach_recent_history, encode_cursor
-from jobs.models import Instance, JobHistory, ScheduledJob
+from jobs.models import JobHistory, ScheduledJob
 from pointscene.core.clients import create_api_client
+from pointscene.core.models import Instance
 
 # The selection of docs/contract/examples/get_jobs.graphql and instance_history.graphql, with variables.
 GET_JOBS = """query ($instanceId: ID!) {

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from jobs.models import Instance, JobHistory, Resource, ScheduledJob
+from jobs.models import JobHistory, ScheduledJob
+from pointscene.core.models import Instance, Resource
 
 
 @dataclass(frozen=True)

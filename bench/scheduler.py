@@ -80,8 +80,9 @@ def configure_environment(database_url: str, redis_url: str, media_root: str, re
 
 def seed(total: int) -> tuple[int, list[int], float]:
     """An instance with an empty resource and `total` (inactive) cron jobs running resource.input on it."""
-    from jobs.models import Instance, Resource, ScheduledJob
+    from jobs.models import ScheduledJob
     from jobs.workflow import validate_workflow
+    from pointscene.core.models import Instance, Resource
 
     started = time.monotonic()
     instance, _ = Instance.objects.get_or_create(name="schedbench")

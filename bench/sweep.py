@@ -32,7 +32,8 @@ WORKFLOW = {"tasks": [{"name": "ping", "type": "http.request", "args": {"url": "
 def seed(count: int, now: datetime):
     from django.db import connection
 
-    from jobs.models import Instance, JobHistory, RunStatus, ScheduledJob
+    from jobs.models import JobHistory, RunStatus, ScheduledJob
+    from pointscene.core.models import Instance
 
     Instance.objects.filter(name__startswith="bench-sweep").delete()
     instance = Instance.objects.create(name=f"bench-sweep-{count}")

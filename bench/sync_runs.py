@@ -113,7 +113,7 @@ class Bench:
     def prepare_service(self) -> None:
         from configs import services as configs
         from jobs import services
-        from jobs.models import Instance
+        from pointscene.core.models import Instance
 
         for old in Instance.objects.filter(name="syncbench"):
             services.delete_instance(old)  # left by an earlier run (the lock in main() rules out a running one)
