@@ -25,7 +25,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
-from jobs import admin_views, secret_args, services
+from jobs import admin_views, rules, secret_args, services
 from jobs.admin_views import latest_run
 from jobs.models import JobHistory, RunStatus, ScheduledJob
 from jobs.running.logs import signed_log_url
@@ -320,7 +320,8 @@ _JOB_FIELDS = {
     "workflow",
     "name",
     "description",
-    *services.POLICY_FIELDS,
+    "time_limit_seconds",
+    *rules.POLICY_FIELDS,
 }
 
 
