@@ -110,6 +110,22 @@ class ScheduledJob(models.Model):
         runs = self.next_runs(1, after)
         return runs[0] if runs else None
 
+    def schedule_key(self) -> tuple:
+        """Everything that decides which slots the job has: a change to any of it makes a new schedule. The time
+        zone is part of it for cron jobs only: an interval counts in plain minutes from its anchor in any zone."""
+        zone = self.timezone if self.frequency_type == FrequencyType.CRON_BASED else None
+        return (self.frequency_type, self.cron_expression, self.interval_minutes, zone, self.active)
+
+    def restart_anchor_if_schedule_changed(self, old: "ScheduledJob", at: datetime | None = None) -> bool:
+        """After `old` was edited into this job: an active job whose schedule changed (cron, interval, frequency
+        type, a cron job's time zone) or that was reactivated counts its slots from `at` (default now). The slots
+        of the old schedule, or of the pause, were never this schedule's: an interval must not count from them,
+        nor the sweeper record them MISSED (it only looks at slots after the anchor). True if the anchor moved."""
+        if not self.active or self.schedule_key() == old.schedule_key():
+            return False
+        self.schedule_anchor = at or now()
+        return True
+
     @property
     def jitter_offset(self) -> int:
         """Seconds after each slot that this job's runs start: fixed per job, so its period stays even."""

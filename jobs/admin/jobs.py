@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timeuntil
 
-from jobs import secret_args, services
+from jobs import rules, secret_args, services
 from jobs.admin.display import (
     job_url,
     log_link,
@@ -98,7 +98,8 @@ _JOB_FIELDS = {
     "workflow",
     "name",
     "description",
-    *services.POLICY_FIELDS,
+    "time_limit_seconds",
+    *rules.POLICY_FIELDS,
 }
 
 

@@ -2,11 +2,11 @@
 
 import graphene
 
-from jobs import services
+from jobs import rules
 from jobs.graphql.types import OverlapPolicy, enum_value
 
 # The GraphQL arguments (snake case, as graphene hands them over) are named as the service's keywords.
-POLICY_ARGUMENTS = services.POLICY_FIELDS
+POLICY_ARGUMENTS = rules.POLICY_FIELDS
 
 
 class PolicyArguments:
@@ -17,19 +17,19 @@ class PolicyArguments:
     )
     catchup_window_minutes = graphene.Int(
         description=(
-            f"Slots missed while nothing could start them (0 to {services.MAX_CATCHUP_WINDOW_MINUTES}): within "
+            f"Slots missed while nothing could start them (0 to {rules.MAX_CATCHUP_WINDOW_MINUTES}): within "
             "this many minutes they run once, coalesced; older ones are recorded as MISSED. Default 0."
         )
     )
     jitter_seconds = graphene.Int(
         description=(
-            f"Spread: runs start a fixed 0 to jitterSeconds (at most {services.MAX_JITTER_SECONDS}) seconds after "
+            f"Spread: runs start a fixed 0 to jitterSeconds (at most {rules.MAX_JITTER_SECONDS}) seconds after "
             "their slot, the same offset every time for this job. Default 0."
         )
     )
     max_retries = graphene.Int(
         description=(
-            f"Extra attempts (0 to {services.MAX_RETRIES}) of a step that failed in a retryable way: network "
+            f"Extra attempts (0 to {rules.MAX_RETRIES}) of a step that failed in a retryable way: network "
             "errors, timeouts, 429, 5xx, rclone's retryable exit codes. Default 0."
         )
     )

@@ -117,3 +117,19 @@ def test_it_refuses_a_time_limit_beyond_the_servers(api, acme_token, job, settin
         assert error_codes(body) == ["INVALID_VALUE"], body
         assert body["errors"][0]["extensions"]["field"] == "timeLimitSeconds"
     assert row_snapshot() == before
+
+
+def test_it_lists_every_problem_of_a_job_document_across_fields(api, acme_token, instance):
+    create = """mutation($instanceId: ID!, $workflow: JSON!) {
+      createScheduledJob(instanceId: $instanceId, workflow: $workflow, frequencyType: INTERVAL_BASED,
+        intervalMinutes: 0) { id } }"""
+    before = row_snapshot()
+
+    status, body = api.gql(create, {"instanceId": str(instance.pk), "workflow": {"tasks": []}}, token=acme_token)
+
+    assert status == 200, body
+    (error,) = body["errors"]
+    assert (error["extensions"]["code"], error["extensions"]["field"]) == ("INVALID_INTERVAL", "intervalMinutes")
+    problems = {(p["field"], p["code"]) for p in error["extensions"]["problems"]}
+    assert problems == {("intervalMinutes", "INVALID_INTERVAL"), ("workflow.tasks", "INVALID_WORKFLOW")}
+    assert row_snapshot() == before

@@ -1,5 +1,6 @@
+import json
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -13,9 +14,11 @@ from configs.services import add_job_config
 from jobs import services
 from jobs.admin import jobs as jobs_admin
 from jobs.models import JobHistory, RunStatus, ScheduledJob
+from jobs.running import sweeper
 from jobs.running.locks import cancel_requested
 from jobs.scheduling import reconcile
 from pointscene.core.connections import redis_client
+from tests.fixtures.api import row_snapshot
 from tests.fixtures.redbeat import assert_entry_matches, assert_no_entry, queued_messages
 
 ADMIN_PAGES = [
@@ -144,6 +147,55 @@ def test_it_refuses_an_admin_edit_with_a_policy_out_of_bounds(admin_client, job)
     assert response.status_code == 200
     assert b"must be a whole number from 0 to 2880" in response.content
     assert ScheduledJob.objects.get(pk=job.pk).catchup_window_minutes == 0
+
+
+def job_form(job: ScheduledJob, **changes: object) -> dict:
+    """The change form of `job` as the admin renders it, with `changes` typed over it."""
+    form = {
+        "instance": job.instance_id,
+        "name": job.name or "",
+        "workflow": json.dumps(job.workflow),
+        "frequency_type": job.frequency_type,
+        "cron_expression": job.cron_expression or "",
+        "interval_minutes": job.interval_minutes or "",
+        "timezone": job.timezone,
+        "time_limit_seconds": job.time_limit_seconds or "",
+        "active": "on",
+        "overlap_policy": job.overlap_policy,
+        "catchup_window_minutes": job.catchup_window_minutes,
+        "jitter_seconds": job.jitter_seconds,
+        "max_retries": job.max_retries,
+        "retry_backoff_seconds": job.retry_backoff_seconds,
+        "pause_after_failures": job.pause_after_failures or "",
+        "webhook_url": job.webhook_url or "",
+    }
+    return {**form, **changes}
+
+
+def test_an_admin_cron_edit_records_no_missed_run_for_a_slot_only_the_new_schedule_has(admin_client, job, clean_redis):
+    # The nightly job has been on its schedule for a day; the operator makes it run every minute.
+    ScheduledJob.objects.filter(pk=job.pk).update(schedule_anchor=timezone.now() - timedelta(days=1))
+    job.refresh_from_db()
+
+    form = job_form(job, cron_expression="* * * * *")
+    response = admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/change/", form)
+
+    assert response.status_code == 302, response.content[:2000]
+    # The minutes before the edit were never this job's slots: the sweep must not call them missed.
+    assert sweeper.audit_slots(datetime.now(UTC)) == {"missed": 0, "resent": 0}
+    assert not JobHistory.objects.filter(job=job).exists()
+
+
+@pytest.mark.parametrize("limit", ["0", "over"])
+def test_it_refuses_an_admin_time_limit_out_of_bounds_with_an_error_not_a_500(admin_client, job, settings, limit):
+    value = settings.JOBS_RUN_TIME_LIMIT + 1 if limit == "over" else 0
+    before = row_snapshot()
+
+    response = admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/change/", job_form(job, time_limit_seconds=value))
+
+    assert response.status_code == 200
+    assert f"must be from 1 to {settings.JOBS_RUN_TIME_LIMIT} seconds".encode() in response.content
+    assert row_snapshot() == before
 
 
 # --------------------------------------------------------------------------- the operator console (issue: admin)

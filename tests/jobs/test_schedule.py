@@ -437,3 +437,56 @@ def test_it_accepts_an_expression_of_the_maximum_length_only():
     assert normalize_cron(f"  {at_limit}  ") == at_limit  # surrounding whitespace does not count
     with pytest.raises(InvalidCron):
         normalize_cron(at_limit + "1")
+
+
+# --------------------------------------------------------------------------- the anchor after an edit
+
+EDIT_TIME = utc(2026, 3, 10, 12, 0)
+OLD_ANCHOR = utc(2026, 1, 1)
+
+
+def edited(job: ScheduledJob, **changes: object) -> ScheduledJob:
+    copy = ScheduledJob(**{f.attname: getattr(job, f.attname) for f in ScheduledJob._meta.concrete_fields})
+    for name, value in changes.items():
+        setattr(copy, name, value)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("old", "changes"),
+    [
+        (cron_job("0 3 * * *"), {"cron_expression": "* * * * *"}),
+        (cron_job("0 3 * * *"), {"timezone": "Europe/Helsinki"}),
+        (interval_job(15, OLD_ANCHOR), {"interval_minutes": 30}),
+        (
+            cron_job("0 3 * * *"),
+            {"frequency_type": FrequencyType.INTERVAL_BASED, "cron_expression": None, "interval_minutes": 15},
+        ),
+        (cron_job("0 3 * * *", active=False), {"active": True}),
+    ],
+)
+def test_a_schedule_change_or_a_reactivation_restarts_the_anchor(old, changes):
+    old.schedule_anchor = OLD_ANCHOR
+    new = edited(old, **changes)
+
+    assert new.restart_anchor_if_schedule_changed(old, at=EDIT_TIME)
+    assert new.schedule_anchor == EDIT_TIME
+
+
+@pytest.mark.parametrize(
+    ("old", "changes"),
+    [
+        (cron_job("0 3 * * *"), {"name": "renamed", "jitter_seconds": 30, "time_limit_seconds": 60}),
+        # An interval is the same minutes in any zone: its slots stay where they were.
+        (interval_job(15, OLD_ANCHOR), {"timezone": "Europe/Helsinki"}),
+        # A paused job has no slots to count; it restarts when it is resumed.
+        (cron_job("0 3 * * *"), {"active": False}),
+        (cron_job("0 3 * * *", active=False), {"cron_expression": "* * * * *"}),
+    ],
+)
+def test_other_edits_keep_the_anchor(old, changes):
+    old.schedule_anchor = OLD_ANCHOR
+    new = edited(old, **changes)
+
+    assert not new.restart_anchor_if_schedule_changed(old, at=EDIT_TIME)
+    assert new.schedule_anchor == OLD_ANCHOR

@@ -503,6 +503,14 @@ def test_it_resets_the_anchor_on_an_interval_change(other_job):
     assert stored(other_job).schedule_anchor > LONG_AGO + timedelta(days=29)
 
 
+def test_it_resets_the_anchor_when_a_cron_job_changes_its_timezone(job):
+    age_anchor(job)
+
+    services.update_job(job, tz="Europe/Helsinki")
+
+    assert stored(job).schedule_anchor > LONG_AGO + timedelta(days=29)
+
+
 def test_it_resets_the_anchor_on_a_switch_to_interval(job):
     age_anchor(job)
 
@@ -689,3 +697,22 @@ def test_it_keeps_the_anchor_when_an_edit_renames(other_job):
 
     assert stored(other_job).schedule_anchor == LONG_AGO
     assert stored(other_job).name == "Renamed"
+
+
+def test_an_update_reports_every_refused_argument_and_changes_nothing(job):
+    before = row_snapshot()
+
+    with pytest.raises(ValidationError) as refused:
+        services.update_job(
+            job, tz="Mars/Olympus", name="x" * 500, jitter_seconds=-1, webhook_url="https://hooks.example.com/p"
+        )
+
+    codes = {field: [e.code for e in problems] for field, problems in refused.value.error_dict.items()}
+    assert codes == {
+        "name": [errors.INVALID_VALUE],
+        "timezone": [errors.INVALID_TIMEZONE],
+        "jitterSeconds": [errors.INVALID_VALUE],
+        "webhookSecret": [errors.REQUIRED],
+    }
+    assert list(codes)[0] == "name"  # the first check to refuse stays the error's own field
+    assert row_snapshot() == before

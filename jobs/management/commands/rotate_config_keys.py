@@ -1,5 +1,5 @@
 from configs import services as config_services
-from jobs import services as job_services
+from jobs.key_rotation import rotate_webhook_secrets
 from jobs.secret_args import rotate_secret_values
 from pointscene.core.commands import JsonCommand
 
@@ -17,6 +17,6 @@ class Command(JsonCommand):
     def run(self, batch_size: int = 500, **options):
         return {
             "rotated": config_services.rotate_keys(batch_size=batch_size),
-            "webhookSecretsRotated": job_services.rotate_webhook_secrets(batch_size=batch_size),
+            "webhookSecretsRotated": rotate_webhook_secrets(batch_size=batch_size),
             "secretHeadersRotated": rotate_secret_values(batch_size=batch_size),
         }
