@@ -76,12 +76,13 @@ def _fail(tasks: list[dict], steps: list[dict], i: int, run_log: RunLog, started
     return RunStatus.FAILED, f"step {name!r} failed: {failure}", steps
 
 
-def close_steps(steps: list[dict], failure: str | None = None) -> list[dict]:
-    """Ends an ended run's steps: one still RUNNING failed (with `failure`), those never started are NOT_RUN."""
-    for step in steps:
-        if step["status"] == "RUNNING" and failure is not None:
-            step.update(status="FAILED", error=failure, finishedAt=_now_iso())
-        elif step["status"] == "PENDING":
+def close_steps(steps: list[dict] | None, failure: str | None = None) -> list[dict] | None:
+    """Ends an ended run's steps: one still RUNNING failed (with `failure`), those never started are NOT_RUN.
+    Also used by the sweeper on the steps a lost worker last saved."""
+    for step in steps or []:
+        if step.get("status") == "RUNNING" and failure is not None:
+            step.update(status="FAILED", error=failure)
+        elif step.get("status") == "PENDING":
             step["status"] = "NOT_RUN"
     return steps
 

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce
 from jobs import dispatch
 from jobs.models import JobHistory, RunStatus, ScheduledJob
 from jobs.ops import metrics
-from jobs.running import outcome
+from jobs.running import engine, outcome
 from jobs.running.logs import RunLog
 from jobs.scheduling.slots import JobSchedule
 from pointscene.core.connections import redis_client
@@ -60,7 +60,7 @@ def end_lost_runs(now: datetime) -> int:
     for run in lost:
         silent = int((now - (run.heartbeat_at or run.started_at or run.created_at)).total_seconds())
         error = f"worker lost: {run.worker or 'its worker'} stopped reporting ({silent} s without a heartbeat)"
-        steps = _close_steps(run.steps)
+        steps = engine.close_steps(run.steps, failure="worker lost")
         path = _store_log(run, error)
         # Only if nothing moved since we looked: a worker that came back and finished wins.
         changed = JobHistory.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
@@ -83,17 +83,6 @@ def _slots_firing_between(schedule: JobSchedule, since: datetime, horizon: datet
             break
         slots.append(slot)
     return slots
-
-
-def _close_steps(steps: list[dict] | None) -> list[dict] | None:
-    if not steps:
-        return steps
-    for step in steps:
-        if step.get("status") == "RUNNING":
-            step.update(status="FAILED", error="worker lost")
-        elif step.get("status") == "PENDING":
-            step["status"] = "NOT_RUN"
-    return steps
 
 
 def _store_log(run: JobHistory, error: str) -> str | None:
