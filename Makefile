@@ -10,22 +10,36 @@ export PYTHONDONTWRITEBYTECODE := 1
 # No secret has a default: local runs use a random key made once per checkout (var/ is git-ignored). An explicit
 # SECRET_KEY in the environment wins.
 export SECRET_KEY_FILE ?= $(CURDIR)/var/secret-key
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup run migrate test test-postgres test-sqlite test-faults lint bench-api
+.PHONY: setup setup-dev browser run migrate test test-postgres test-sqlite test-faults test-smoke lint bench-api
 
-setup: $(VENV)/.installed var/secret-key
+# What the service needs at run time: the runtime dependencies and this checkout's key. No dev extras, no browser,
+# no sudo (make run).
+setup: $(VENV)/.runtime var/secret-key
 
-var/secret-key: | $(VENV)/.installed
+# Everything make test needs on top: the dev extras and a browser for the Playwright tests.
+setup-dev: setup $(VENV)/.dev browser
+
+var/secret-key: | $(VENV)/.runtime
 	$(PY) -m pointscene.keys
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
-	@# The browser tests drive Debian's chromium (Playwright never downloads a browser here).
-	command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	$(PY) -m pip install --quiet -e .
 	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime pyproject.toml
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# The browser tests drive Debian's chromium (Playwright never downloads a browser here). Installing it is the one
+# step of make test that may need root; it says so in one line before asking.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "make test: the browser tests need Chromium; installing Debian's chromium needs root, so this asks sudo (or install chromium yourself and re-run)."; \
+	    sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; fi; }
 
 migrate: setup
 	$(PY) manage.py migrate --no-input
@@ -34,31 +48,31 @@ migrate: setup
 run: migrate
 	PORT=$(PORT) LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) -m pointscene.run
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 
 test: lint test-postgres test-sqlite
 
-test-postgres: setup
+test-postgres: setup-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q
 
-test-sqlite: setup
+test-sqlite: setup-dev
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 $(PY) -m pytest -q
 
 # The fault-injection suite (tests/faults/, marker `faults`): real workers and beats killed and restarted, Redis
 # flushed and restarted, hypothesis fuzzing of the API. PostgreSQL only; several minutes. See docs/reliability.md.
-test-faults: setup
+test-faults: setup-dev
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m faults tests/faults
 
-bench-api: setup
+bench-api: setup-dev
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_bench} $(PY) bench/api.py
 
 # Scheduler benchmark (about 40-60 minutes for the full matrix; see docs/benchmarks.md). E.g. a quick try:
 #   make bench-scheduler BENCH_SCHEDULER_ARGS='--n 1000 --schedulers ours,redbeat'
 .PHONY: bench-scheduler
-bench-scheduler: setup
+bench-scheduler: setup-dev
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_schedbench} \
 		$(PY) bench/scheduler.py $(BENCH_SCHEDULER_ARGS)
@@ -67,17 +81,17 @@ bench-scheduler: setup
 # default 5 repetitions; see docs/benchmarks.md). E.g. a quick try:
 #   make bench-sync BENCH_SYNC_ARGS='--reps 1 --no-doc'
 .PHONY: bench-sync
-bench-sync: setup
+bench-sync: setup-dev
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_syncbench} \
 		$(PY) bench/sync.py $(BENCH_SYNC_ARGS)
 
 # ACC bridge benchmark: ACC -> local through the bridge vs the same tree on `rclone serve webdav` (about a minute).
 .PHONY: bench-acc
-bench-acc: setup
+bench-acc: setup-dev
 	$(PY) bench/acc.py $(BENCH_ACC_ARGS)
 
 # Sweep benchmark: one jobs.sweep over 1,000 and 10,000 active jobs (about two minutes; see docs/benchmarks.md).
 .PHONY: bench-sweep
-bench-sweep: setup
+bench-sweep: setup-dev
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_sweepbench} \
 		$(PY) bench/sweep.py $(BENCH_SWEEP_ARGS)
