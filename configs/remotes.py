@@ -57,6 +57,11 @@ TOKEN_ALTERNATIVES = {
 _RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 # What a tenant is told when a setting would reach the server itself; the same for every such setting.
 NOT_ALLOWED = "not allowed on this server"
+# Every refused destination of a remote reads the same (whatever the reason, so it maps nothing) and names the switch.
+DESTINATION_NOT_ALLOWED = (
+    "destination not allowed (public addresses only; CONFIGS_ALLOW_LOCAL_REMOTES=1 allows private and loopback ones "
+    "on single-tenant installs)"
+)
 
 # rclone: letters, digits, _ - . + @ and space; not starting with - or space, not ending with space.
 REMOTE_NAME = re.compile(r"^[\w.+@][\w.+@ -]{0,62}(?<! )$")
@@ -223,8 +228,8 @@ def _check_allowed(remote_type: str, option: str, value: str, path: str, allow_l
             raise errors.invalid(
                 path,
                 errors.INVALID_CONFIG,
-                "destination not allowed: a public host name or address, written plainly (scheme://host:port/path "
-                "or host:port)",
+                f"{DESTINATION_NOT_ALLOWED}: a public host name or address, written plainly "
+                "(scheme://host:port/path or host:port)",
             ) from None
 
 

@@ -8,6 +8,8 @@ targets for single-tenant installs; JOBS_EGRESS_ALLOW names exact host:port exce
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -32,6 +34,25 @@ def tenant_policy(*, allow_private: bool, upstream: str = "") -> EgressPolicy:
         upstream=upstream,
         resolver=dns_resolver(servers) if servers else system_resolver,
     )
+
+
+# Said with every refusal of a tenant's HTTP destination, whatever the reason (so it maps nothing), to name the switch.
+NOT_ALLOWED = (
+    "destination not allowed (public addresses only; JOBS_HTTP_ALLOW_PRIVATE=1 allows private and loopback ones "
+    "on single-tenant installs)"
+)
+
+
+def refused_before_connect(url: str) -> bool:
+    """Whether every connection to this URL's host would be refused, without asking DNS (a literal private address,
+    a local name, a host that does not parse): what validateWorkflow can report before any run."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return True
+    policy = tenant_policy(allow_private=settings.JOBS_HTTP_ALLOW_PRIVATE)
+    return not parts.hostname or policy.refuses_without_dns(parts.hostname, port)
 
 
 class _PolicyAdapter(HTTPAdapter):

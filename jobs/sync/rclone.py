@@ -147,6 +147,9 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         message = f"rclone exited with code {exit_code}: {meaning}" + (
             f"; last error: {last_error}" if last_error else ""
         )
+        if proxy.refused:
+            # rclone's own words for a refused connection vary by backend; this says why and names the switch.
+            message += f"; {proxy.refused} connection(s) refused: {remotes.DESTINATION_NOT_ALLOWED}"
         raise StepFailed(message, retryable=retryable, counters=counters)
     if spec.state_dir is not None:
         (spec.state_dir / "initialised").touch()

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from configs.crypto import DecryptionFailed
 from jobs import secret_args
-from jobs.ops.outbound import RefusedAddress, hardened_session
+from jobs.ops.outbound import NOT_ALLOWED, RefusedAddress, hardened_session, refused_before_connect
 from jobs.steps import StepContext, StepFailed, StepResult
 from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_int
@@ -140,6 +140,8 @@ def check_args(args: dict, check: ArgsCheck) -> None:
     url = args.get("url")
     if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")) or len(url) > 2048:
         check.error("args.url", "must be an http:// or https:// URL")
+    elif refused_before_connect(url):
+        check.error("args.url", NOT_ALLOWED)
     method = args.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in METHODS:
         check.error("args.method", f"must be one of {', '.join(METHODS)}")
@@ -301,7 +303,7 @@ def run(ctx: StepContext) -> StepResult:
         raise StepFailed(f"{method} {url}: response larger than {limit} bytes") from None
     except RefusedAddress:
         # One message for private, loopback, link-local and unresolvable alike: no map of the network.
-        raise StepFailed(f"{method} {url}: destination not allowed") from None
+        raise StepFailed(f"{method} {url}: {NOT_ALLOWED}") from None
     except requests.TooManyRedirects:
         raise StepFailed(f"{url} redirected more than {MAX_REDIRECTS} times") from None
     except requests.Timeout:

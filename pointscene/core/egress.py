@@ -120,6 +120,18 @@ class EgressPolicy:
             raise NotAllowed()
         return found
 
+    def refuses_without_dns(self, host: str, port: int) -> bool:
+        """Whether host:port is refused whatever DNS says: a host that does not parse, a name local by convention,
+        or a literal non-public address. What validation can tell a tenant before a run (names are decided at
+        connect time, so a name passing here may still be refused then)."""
+        if self.allow_private or (host.lower().strip("[]"), port) in self.allowed:
+            return False
+        try:
+            parsed = parse_host(host)
+        except NotAllowed:
+            return True
+        return parsed.address is not None and not is_public(parsed.address)
+
     def connect(self, host: str, port: int, timeout: float | None = CONNECT_TIMEOUT) -> socket.socket:
         """A connected socket to host:port, to an address this policy checked. NotAllowed when the destination is
         refused (before any connection is tried, so an open and a closed private port read alike); OSError when a

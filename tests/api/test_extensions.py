@@ -67,6 +67,20 @@ def test_it_finds_nothing_wrong_with_a_valid_workflow(api, acme_token, instance,
     assert body == {"data": {"validateWorkflow": []}}
 
 
+def test_it_reports_what_every_run_would_refuse(api, acme_token, instance, settings):
+    settings.JOBS_HTTP_ALLOW_PRIVATE = False
+    query = """query($wf: JSON!) { validateWorkflow(instanceId: "%s", workflow: $wf) { field code message } }"""
+    workflow = {"tasks": [{"name": "ping", "type": "http.request", "args": {"url": "http://127.0.0.1:8000/healthz"}}]}
+
+    status, body = api.gql(query % instance.pk, {"wf": workflow}, token=acme_token)
+
+    (problem,) = body["data"]["validateWorkflow"]
+    assert problem["field"] == "workflow.tasks[0].args.url"
+    assert problem["code"] == "INVALID_WORKFLOW"
+    assert "destination not allowed" in problem["message"]
+    assert "JOBS_HTTP_ALLOW_PRIVATE=1" in problem["message"]
+
+
 def test_it_describes_schedules_and_lists_next_runs(api, acme_token, job):
     status, body = api.gql(
         f'{{ getScheduledJob(jobId: "{job.pk}") {{ timezone scheduleDescription nextRun nextRuns(count: 3) }} }}',

@@ -14,6 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from jobs import tasktypes
+from jobs.ops.outbound import NOT_ALLOWED
 from jobs.steps import RunCancelled, StepContext, StepFailed
 from jobs.tasktypes.globs import selected
 from pointscene.core.storage import resource_area
@@ -190,6 +191,40 @@ def test_it_refuses_private_loopback_and_link_local_targets_by_default(private_r
     assert time.monotonic() - started < 2  # refused before connecting, not after a timeout
     assert failure.value.retryable is False
     assert http_server.requests == []
+
+
+def http_problems(args: dict) -> list[tuple[str, str]]:
+    check = tasktypes.ArgsCheck()
+    tasktypes.get("http.request").check_args(args, check)
+    return check.errors
+
+
+@pytest.mark.parametrize("url", PRIVATE_TARGETS)
+def test_it_reports_a_target_every_run_would_refuse_when_the_workflow_is_checked(private_refused, url):
+    problems = http_problems({"url": url.format(port=8080)})
+
+    assert problems == [("args.url", NOT_ALLOWED)]
+    assert "JOBS_HTTP_ALLOW_PRIVATE=1" in NOT_ALLOWED
+
+
+@pytest.mark.parametrize(
+    "url", ["https://example.com/hook", "http://203.0.113.7.nip.io/", "https://[2001:4860:4860::8888]/"]
+)
+def test_it_leaves_names_and_public_addresses_to_the_connect_time_check(private_refused, url):
+    assert http_problems({"url": url}) == []
+
+
+def test_it_reports_nothing_for_private_targets_when_the_switch_is_on(settings):
+    settings.JOBS_HTTP_ALLOW_PRIVATE = True
+
+    assert http_problems({"url": "http://127.0.0.1:8080/ok"}) == []
+
+
+def test_it_reports_nothing_for_an_operator_exception(private_refused, settings):
+    settings.JOBS_EGRESS_ALLOW = ["10.0.0.5:9000"]
+
+    assert http_problems({"url": "http://10.0.0.5:9000/ok"}) == []
+    assert http_problems({"url": "http://10.0.0.5:9001/ok"}) == [("args.url", NOT_ALLOWED)]
 
 
 def test_it_refuses_a_redirect_from_an_allowed_host_to_loopback(private_refused, http_server, canary, settings):

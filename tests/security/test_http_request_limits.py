@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from jobs import tasktypes
+from jobs.ops.outbound import NOT_ALLOWED
 from jobs.steps import StepContext, StepFailed, StepResult
 from jobs.tasktypes import ArgsCheck
 
@@ -272,7 +273,8 @@ def test_it_says_only_destination_not_allowed(settings, streaming_server, host):
 
     failure = failure_of({"url": url, "method": "POST", "timeoutSeconds": 2})
 
-    assert str(failure) == f"POST http://{host}:{streaming_server.port}/ok?token=***: destination not allowed"
+    assert str(failure) == f"POST http://{host}:{streaming_server.port}/ok?token=***: {NOT_ALLOWED}"
+    assert "JOBS_HTTP_ALLOW_PRIVATE=1" in str(failure)
     assert failure.retryable is False
 
 

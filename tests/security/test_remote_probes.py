@@ -199,6 +199,7 @@ def test_it_refuses_a_name_that_rebinds_to_loopback_after_it_was_checked(remote,
 
     assert result.status == RunStatus.FAILED
     assert "not allowed" in log_of(result)
+    assert "CONFIGS_ALLOW_LOCAL_REMOTES=1" in log_of(result)  # the refusal names the switch that opens it
 
 
 def test_it_answers_an_open_port_a_closed_port_and_a_non_tls_port_alike(instance, resource, canary, fake_dns):
