@@ -95,3 +95,8 @@ bench-acc: setup-dev
 bench-sweep: setup-dev
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_sweepbench} \
 		$(PY) bench/sweep.py $(BENCH_SWEEP_ARGS)
+
+# The served schema, exported for clients (docs/contract/served.graphql; a test fails when it is stale).
+.PHONY: schema
+schema: setup
+	$(PY) manage.py graphql_schema --out docs/contract/served.graphql

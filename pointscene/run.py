@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import redis
+from django.conf import settings  # lazy: read at first use, after main() has set the environment
 
 from pointscene.keys import ensure_dev_secret_key
 
@@ -51,6 +52,32 @@ def start_private_redis() -> tuple[subprocess.Popen, str]:
     sys.exit("Could not start a private redis-server.")
 
 
+def banner(env: dict[str, str], port: str) -> str:
+    """What a person starting the service needs to know: where it answers, where its data is, how to stop it."""
+    os.environ.update({k: v for k, v in env.items() if k in ("SECRET_KEY_FILE", "REDIS_URL")})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pointscene.settings")
+    database = settings.DATABASES["default"]
+    where = database["NAME"] if "sqlite" in database["ENGINE"] else f"{database['HOST']}/{database['NAME']}"
+    storage = settings.STORAGES["default"]
+    if "OPTIONS" in storage and storage["OPTIONS"].get("bucket_name"):
+        files = f"s3://{storage['OPTIONS']['bucket_name']}/resources/<resource id>/"
+    else:
+        files = f"{settings.MEDIA_ROOT}/resources/<resource id>/"
+    base = f"http://127.0.0.1:{port}"
+    return "\n".join(
+        [
+            "Scheduled-jobs service (web, worker, beat):",
+            f"  API       {base}/graphql   (token: {base}/oauth2/token)",
+            f"  admin     {base}/admin/    (manage.py createsuperuser first)",
+            f"  health    {base}/healthz",
+            f"  database  {where}",
+            f"  files     {files}   (each resource's storage area, the `resource:` remote)",
+            f"  Redis     {env['REDIS_URL']}",
+            "  stop      Ctrl-C (or kill this process: the three processes stop with it)",
+        ]
+    )
+
+
 def main() -> None:
     env = dict(os.environ)
     url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -64,7 +91,7 @@ def main() -> None:
         env["SECRET_KEY_FILE"] = str(ensure_dev_secret_key(var_dir))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     port = env.setdefault("PORT", "8000")
-    print(f"Scheduled-jobs service: http://127.0.0.1:{port}/graphql  (admin: http://127.0.0.1:{port}/admin/)")
+    print(banner(env, port), flush=True)
     try:
         code = subprocess.call(
             [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"], env=env

@@ -9,6 +9,7 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
     build_schema,
+    print_schema,
 )
 
 from pointscene.graphql.schema import schema
@@ -95,3 +96,12 @@ def test_it_describes_every_field_and_argument():
                 if not arg.description:
                     missing.append(f"{name}.{field_name}({arg_name})")
     assert missing == []
+
+
+SERVED = CONTRACT.with_name("served.graphql")
+
+
+def test_it_serves_exactly_the_committed_schema_export():
+    """docs/contract/served.graphql is the whole served schema (Part 1 and Part 2, with every description), so clients
+    generate code from the repository without a token or introspection. `make schema` rewrites it."""
+    assert SERVED.read_text() == print_schema(ours()), "the served schema changed: run `make schema` and commit"
