@@ -33,6 +33,7 @@ from jobs.admin.display import (
     when,
 )
 from jobs.admin.filters import InstanceFilter, LastOutcomeFilter
+from jobs.admin.preview import preview_response
 from jobs.admin.queries import search_by_name_or_id, with_latest_run
 from jobs.admin.runs import ACTIVE_RUN_STATUSES, cancel_runs
 from jobs.admin.site import site
@@ -349,11 +350,15 @@ class ScheduledJobAdmin(admin.ModelAdmin):
     def get_urls(self):
         wrap = self.admin_site.admin_view
         return [
+            path("preview-schedule/", wrap(self.preview_schedule_view), name="jobs_scheduledjob_preview"),
             path("<path:object_id>/run-now/", wrap(self.run_now_view), name="jobs_scheduledjob_run_now"),
             path("<path:object_id>/pause/", wrap(self.pause_view), name="jobs_scheduledjob_pause"),
             path("<path:object_id>/resume/", wrap(self.resume_view), name="jobs_scheduledjob_resume"),
             *super().get_urls(),
         ]
+
+    def preview_schedule_view(self, request):
+        return preview_response(request, self.has_view_or_change_permission(request))
 
     def _job_for_button(self, request: HttpRequest, object_id: str) -> ScheduledJob:
         if not str(object_id).isdigit():

@@ -2,9 +2,19 @@ import graphene
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from jobs import history
-from jobs.graphql.types import JobHistory, JobHistoryPage, PageInput, ScheduledJob, WorkflowProblem
+from jobs.graphql.types import (
+    FrequencyType,
+    JobHistory,
+    JobHistoryPage,
+    PageInput,
+    ScheduledJob,
+    SchedulePreview,
+    WorkflowProblem,
+    enum_value,
+)
 from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import ScheduledJob as ScheduledJobModel
+from jobs.preview import MAX_NEXT_RUNS, preview_schedule
 from jobs.workflow import check_workflow
 from pointscene.core.access import Need, NotFound, require_instance
 from pointscene.graphql.base import id_arg, principal
@@ -53,6 +63,31 @@ class JobQueries(graphene.ObjectType):
         workflow=JSON(required=True, description="The workflow to check."),
         description="Every problem createScheduledJob would find in a workflow; empty when it is valid.",
     )
+
+    preview_schedule = graphene.Field(
+        SchedulePreview,
+        required=True,
+        frequency_type=FrequencyType(required=True, description="How the schedule is given."),
+        cron_expression=graphene.String(description="Standard 5-field cron; required for CRON_BASED only."),
+        interval_minutes=graphene.Int(description="Minutes between runs; required for INTERVAL_BASED only."),
+        timezone=graphene.String(description="IANA time zone in which cronExpression is read; default UTC."),
+        count=graphene.Int(default_value=5, description=f"How many upcoming runs, from 1 to {MAX_NEXT_RUNS}."),
+        description=(
+            "The schedule a job with these arguments would have, without making one: its next runs and the "
+            "schedule in words, or the coded errors createScheduledJob would give for the same arguments."
+        ),
+    )
+
+    @staticmethod
+    @coded_errors
+    def resolve_preview_schedule(root, info, frequency_type, count=5, **optional):
+        return preview_schedule(
+            enum_value(frequency_type),
+            optional.get("cron_expression"),
+            optional.get("interval_minutes"),
+            optional.get("timezone"),
+            count,
+        )
 
     @staticmethod
     @coded_errors

@@ -8,11 +8,10 @@ from jobs.models import JobHistory as JobHistoryModel
 from jobs.models import OverlapPolicy as OverlapPolicyChoices
 from jobs.models import RunStatus as RunStatusChoices
 from jobs.models import ScheduledJob as ScheduledJobModel
+from jobs.preview import MAX_NEXT_RUNS
 from jobs.running.logs import signed_log_url
 from jobs.secret_args import public_workflow
 from pointscene.graphql.scalars import JSON
-
-MAX_NEXT_RUNS = 100
 
 
 def model_enum(choices: type[TextChoices], description: str, values: dict[str, str]) -> type[graphene.Enum]:
@@ -214,3 +213,19 @@ class WorkflowProblem(graphene.ObjectType):
 
     class Meta:
         name = "ValidationError"
+
+
+class SchedulePreview(graphene.ObjectType):
+    """The schedule a job with given arguments would have (previewSchedule)."""
+
+    next_runs = graphene.List(
+        graphene.NonNull(graphene.DateTime),
+        required=True,
+        description="The next runs, UTC; an interval schedule counts from now, as a job created now would.",
+    )
+    schedule_description = graphene.String(required=True, description='The schedule in words, e.g. "At 02:30".')
+    timezone = graphene.String(required=True, description="The IANA time zone the cron expression is read in.")
+
+    @staticmethod
+    def resolve_schedule_description(preview, info):
+        return preview.description
