@@ -15,7 +15,7 @@ the tree into an empty prefix of that bucket (full), then runs again with nothin
 - job-cmd: the exact argv and environment a job's step builds (jobs.sync.rclone.step_command/_env: encrypted config,
   RCLONE_CONFIG_PASS, JSON log), run directly with its output going to a file: rclone's own cost of the job's
   flags, without the service.
-- pipe (opt-in): the same, its output read through a pipe line by line by this process as jobs.sync.rclone._run does
+- pipe (opt-in): the same, its output read through a pipe line by line by this process as session.run_rclone does
   (parse, format, redact, RunLog): the log streaming without Celery, Django or the database.
 - pipe-batched (opt-in): as pipe, but reading whatever piled up every --batch-seconds (a suggested change).
 
@@ -119,6 +119,7 @@ def code_version() -> str:
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
     files = [
         "jobs/sync/rclone.py",
+        "jobs/sync/session.py",
         "jobs/running/runner.py",
         "jobs/running/logs.py",
         "configs/runtime.py",

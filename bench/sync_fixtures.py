@@ -140,7 +140,7 @@ def final_stats(text: str) -> dict:
 def stream_like_a_job(
     command: list[str], env: dict, sections: dict, batch_seconds: float | None = None
 ) -> tuple[int, dict, int, int]:
-    """Runs rclone and reads its output the way jobs.sync.rclone._run does (same parsing, redaction and RunLog), here in
+    """Runs rclone and reads its output the way session.run_rclone does (same parsing, redaction and RunLog), here in
     the benchmark process: the pipe and the Python reader without Celery, Django or the database.
 
     batch_seconds=None reads line by line, as _run does: the reader wakes for nearly every line rclone writes.

@@ -81,7 +81,7 @@ def render(results: list[Measurement], meta: dict) -> str:
         *(
             [
                 "- **job's command, log read like the worker** (`pipe`): the same, its output read through a pipe "
-                "line by line by the benchmark process exactly as `jobs.sync.rclone._run` does (`format_line`, the "
+                "line by line by the benchmark process exactly as `session.run_rclone` does (`format_line`, the "
                 "redactor, "
                 "`RunLog.line`): the log streaming alone, without Celery, Django or the database."
             ]

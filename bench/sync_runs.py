@@ -155,7 +155,8 @@ class Bench:
         """The argv and environment of a run of `variant` (bare, job-cmd or pipe), its config written in `runs`."""
         from configs import rclone
         from configs.runtime import rclone_options
-        from jobs.sync.rclone import SyncSpec, step_command, step_environment
+        from jobs.sync.rclone import SyncSpec, step_command
+        from jobs.sync.session import config_flags, step_environment
 
         spec = SyncSpec(resource_id=self.resource.pk, source=f"here:{self.tree}", destination=destination)
         if self.args.verbose:
@@ -164,7 +165,7 @@ class Bench:
         password = secrets.token_urlsafe(32)
         config = runs / "rclone.conf"
         rclone.write_encrypted_config(config, options, password)
-        command, env = step_command(spec, config, runs), step_environment(runs, password)
+        command, env = step_command(spec, config_flags(config, runs)), step_environment(runs, password)
         if variant in ("job-cmd", "pipe", "pipe-batched"):
             return command, env
         plain = runs / "plain.conf"
