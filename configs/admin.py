@@ -9,12 +9,12 @@ exactly the API's; its errors come back as form errors on the field they name.
 import json
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.html import format_html_join
 
-from configs import remotes
+from configs import checks, remotes
 from configs.crypto import DecryptionFailed, decrypt_json
 from configs.models import RemoteConfig
 from configs.rclone import RcloneMissing
@@ -226,6 +226,21 @@ class RemoteConfigAdmin(admin.ModelAdmin):
     search_fields = ("name", "type", "resource__name")
     raw_id_fields = ("resource",)
     ordering = ("resource_id", "name")
+    actions = ["test_connection"]
+
+    # A few at a time: each waits for a worker's check (up to configs.checks.WAIT_SECONDS).
+    MAX_TESTED = 5
+
+    @admin.action(description="Test connection (a worker lists the remote's root)", permissions=["change"])
+    def test_connection(self, request, queryset):
+        remotes_ = list(queryset.order_by("resource_id", "name")[: self.MAX_TESTED + 1])
+        if len(remotes_) > self.MAX_TESTED:
+            self.message_user(request, f"Select at most {self.MAX_TESTED} remotes to test at once.", messages.WARNING)
+            return
+        for remote in remotes_:
+            check = checks.check_remote(remote)
+            level = messages.SUCCESS if check.ok else messages.ERROR
+            self.message_user(request, f"{remote.name} (resource {remote.resource_id}): {check.message}", level)
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:

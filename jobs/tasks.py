@@ -6,6 +6,7 @@ from celery import shared_task
 
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
 from jobs.running import missed, runner, sweeper
+from jobs.sync import remote_check
 
 
 @shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)
@@ -28,3 +29,9 @@ def record_missed(job_id: int, after: str, before: str) -> None:
 @shared_task(name="jobs.sweep", ignore_result=True)
 def sweep() -> None:
     sweeper.sweep()
+
+
+@shared_task(name="jobs.check_remote", ignore_result=False)
+def check_remote(remote_id: int) -> dict:
+    """testJobConfig's check; its answer (no secret: scrubbed by the session's redactor) goes back as the result."""
+    return remote_check.check_remote(remote_id)

@@ -21,3 +21,14 @@ class ConfigRemote(graphene.ObjectType):
         required=True,
         description="Its secret settings (the type's main ones, and any other that is set), as set or unset.",
     )
+
+
+class ConfigCheck(graphene.ObjectType):
+    """What a worker found when it listed a stored remote's root (testJobConfig)."""
+
+    ok = graphene.Boolean(required=True, description="Whether the remote answered the listing.")
+    message = graphene.String(
+        required=True, description="In words: how many entries, or rclone's (or Autodesk's) error. Never a secret."
+    )
+    entries = graphene.Int(description="Entries at the remote's root (files and folders), when it answered.")
+    duration_ms = graphene.Int(required=True, description="How long the check took on the worker, in milliseconds.")

@@ -2,7 +2,7 @@
 (configs.runtime.RunRemotes), ACC remotes served through a loopback bridge, every connection through an egress proxy
 of its own, the remotes in an rclone config file encrypted before it is written, the process in its own group, and
 refreshed tokens stored back at the end. A sync step (jobs.sync.rclone) and a connection test
-(jobs.sync.connection_test) differ only in the rclone command they run inside it.
+(jobs.sync.remote_check) differ only in the rclone command they run inside it.
 
 Credentials reach rclone as an rclone config file that is encrypted before it is written (configs.rclone), in a
 private temporary folder that is removed when the session ends. rclone gets the one-time password in its
