@@ -1,11 +1,20 @@
 """Cron and interval arithmetic: the one place that says when a job runs.
 
-Occurrences are computed on the job's local wall clock and returned as aware UTC datetimes. On a day the
-clock skips an hour, a time inside the gap runs once, shifted forward by the gap (Helsinki's 03:30 on the spring
-day runs at 04:30 EEST, as if the clock had not jumped yet); on a day the clock repeats an hour, a time inside it
-runs once, on its first pass.
+Occurrences are computed on the job's local wall clock and returned as aware UTC datetimes; a slot is that UTC
+instant, so the two passes of a repeated 01:00 are two different slots. Where the clock changes, the rule is Debian's
+(Vixie) cron's, so that a crontab line means here what it means in a crontab:
+
+- A *wildcard* schedule, one whose minute or hour field starts with `*` (`*/15 * * * *`, `0 * * * *`,
+  `0 */2 * * *`, `* 1 * * *`, `@hourly`), follows the clock as it reads. In a repeated hour it runs on both passes;
+  wall times inside a skipped hour never come, so they do not run. "Every 15 minutes" stays every 15 minutes.
+- Every other schedule is *fixed-time* (`30 1 * * *`, `0 9 * * MON-FRI`, `@daily`): each matching wall time runs
+  once. In a repeated hour that is its first pass; inside a skipped hour it is as the gap ends, the instant the
+  clock jumps (New York's 02:30 on the spring day runs at 03:00 EDT). Fixed times in one gap share that one slot.
+
+Interval schedules are plain minutes in UTC and never see a clock change. docs/reliability.md (section 8) says why.
 """
 
+import heapq
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -96,25 +105,80 @@ def _timezone_names() -> frozenset[str]:
     return _TZ_NAMES
 
 
-def _to_utc(wall: datetime, tz: ZoneInfo) -> datetime:
-    # fold=0: in a repeated hour this is the first pass; in a skipped hour zoneinfo applies the offset from
-    # before the jump, which lands on the instant the clock jumps to (02:30 -> 03:30 on the spring day).
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+# A later clock change that could repeat wall times of the coming hours: how far ahead cron_occurrences looks for one.
+_FALL_BACK_LOOKAHEAD = timedelta(days=2)
+
+
+def _follows_the_clock(normalized: str) -> bool:
+    """A wildcard schedule (minute or hour field starting with `*`, as Vixie cron's MIN_STAR/HR_STAR): it runs on
+    both passes of a repeated hour and not in a skipped one. Any other schedule is fixed-time."""
+    minute, hour = normalized.split(" ")[:2]
+    return minute.startswith("*") or hour.startswith("*")
+
+
+def _instants(wall: datetime, tz: ZoneInfo, wildcard: bool) -> tuple[datetime, ...]:
+    """The UTC instants of one matching wall time, ascending: usually one; two for a wildcard schedule in a
+    repeated hour; none for a wildcard schedule in a skipped hour."""
+    first = wall.replace(tzinfo=tz, fold=0)
+    second = wall.replace(tzinfo=tz, fold=1)
+    # PEP 495: fold=0 reads a wall time with the offset from before a transition, fold=1 with the one after.
+    before, after = first.utcoffset(), second.utcoffset()
+    if before == after:
+        return (first.astimezone(UTC),)
+    if before > after:  # the clock went back: `wall` comes twice
+        if wildcard:
+            return (first.astimezone(UTC), second.astimezone(UTC))
+        return (first.astimezone(UTC),)
+    if wildcard:  # the clock jumped over `wall`
+        return ()
+    return (_jump(wall, tz),)
+
+
+def _jump(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The instant the clock jumped over `wall`, a wall time in a skipped hour: the gap's end."""
+    new_offset = wall.replace(tzinfo=tz, fold=1).utcoffset()
+    # Read with the new offset, `wall` is an instant before the jump; with the old one, an instant at or after it.
+    # tzdata's transitions are whole seconds: bisect to the first second on the new offset.
+    low = int(wall.replace(tzinfo=tz, fold=1).timestamp())
+    high = int(wall.replace(tzinfo=tz, fold=0).timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, tz).utcoffset() == new_offset:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
 
 
 def cron_occurrences(expression: str, tz_name: str, after: datetime) -> Iterator[datetime]:
-    """Occurrences strictly after `after` (aware), ascending, as aware UTC datetimes."""
+    """Occurrences strictly after `after` (aware), ascending, as aware UTC datetimes. The only code that turns a
+    cron schedule into instants: nextRuns, beat, the runner's slot check and the sweeper all come here."""
+    text = normalize_cron(expression)
+    wildcard = _follows_the_clock(text)
     tz = ZoneInfo(tz_name)
-    local_after = after.astimezone(tz).replace(tzinfo=None)
-    # Start an hour back in wall-clock time so that a time squeezed by a DST gap is not stepped over.
-    it = croniter(normalize_cron(expression), local_after - timedelta(hours=1))
+    after = after.astimezone(UTC)
+    # Read `after` with the smallest offset of the coming days: if the clock goes back soon, the second pass of
+    # the repeated hour is on wall times before `after`'s own reading, and croniter must start before them.
+    offset = min(after.astimezone(tz).utcoffset(), (after + _FALL_BACK_LOOKAHEAD).astimezone(tz).utcoffset())
+    walls = croniter(text, (after + offset).replace(tzinfo=None))
+    # Second passes come after every first pass of their hour: they wait here until it is their turn.
+    second_passes: list[datetime] = []
     last = after
     while True:
-        wall = it.get_next(datetime)
-        instant = _to_utc(wall, tz)
-        if instant > last:
-            last = instant
-            yield instant
+        instants = _instants(walls.get_next(datetime), tz, wildcard)
+        if not instants:
+            continue
+        # First passes (and gap ends) ascend with the wall clock; a second pass is due before any later one.
+        while second_passes and second_passes[0] <= instants[0]:
+            instant = heapq.heappop(second_passes)
+            if instant > last:
+                last = instant
+                yield instant
+        if instants[0] > last:
+            last = instants[0]
+            yield instants[0]
+        for instant in instants[1:]:
+            heapq.heappush(second_passes, instant)
 
 
 def interval_occurrences(anchor: datetime, minutes: int, after: datetime) -> Iterator[datetime]:

@@ -1,4 +1,5 @@
-"""When jobs run: cron and interval arithmetic (jobs/timing.py) and ScheduledJob.next_runs/next_run.
+"""When jobs run: cron and interval arithmetic (jobs/timing.py) and ScheduledJob.next_runs/next_run. Clock
+changes (DST) have their own file, tests/jobs/test_dst.py.
 
 Time is injected through `after=`; nothing here sleeps or reads the clock.
 """
@@ -12,7 +13,6 @@ from jobs.models import FrequencyType, ScheduledJob
 from jobs.timing import InvalidCron, normalize_cron
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def utc(*args: int) -> datetime:
@@ -34,161 +34,6 @@ def assert_utc(runs: list[datetime]) -> None:
         assert run.tzinfo is not None, run
         assert run.utcoffset() == timedelta(0), run
         assert run.tzinfo == UTC, run
-
-
-def assert_strictly_increasing(runs: list[datetime]) -> None:
-    assert all(a < b for a, b in zip(runs, runs[1:], strict=False)), runs
-    assert len(set(runs)) == len(runs), runs
-
-
-# --- daylight saving time: a time in the skipped hour runs once, where the skipped hour pushes it (02:30 on the
-# New York spring day is 03:30 EDT); a time in the repeated hour runs once, on its first pass.
-
-DST_CASES = [
-    pytest.param(
-        "30 3 * * *",
-        "Europe/Helsinki",
-        utc(2026, 3, 26, 12),
-        [
-            utc(2026, 3, 27, 1, 30),  # 03:30 EET
-            utc(2026, 3, 28, 1, 30),  # 03:30 EET
-            utc(2026, 3, 29, 1, 30),  # 03:30 does not exist (03:00 EET -> 04:00 EEST): once, at 04:30 EEST
-            utc(2026, 3, 30, 0, 30),  # 03:30 EEST
-            utc(2026, 3, 31, 0, 30),
-        ],
-        id="helsinki-spring-gap",
-    ),
-    pytest.param(
-        "30 2 * * *",
-        "Europe/Helsinki",
-        utc(2026, 3, 27, 12),
-        [
-            utc(2026, 3, 28, 0, 30),  # 02:30 EET
-            utc(2026, 3, 29, 0, 30),  # 02:30 EET, before the gap: untouched
-            utc(2026, 3, 29, 23, 30),  # 02:30 EEST on the 30th
-        ],
-        id="helsinki-spring-before-gap",
-    ),
-    pytest.param(
-        "30 3 * * *",
-        "Europe/Helsinki",
-        utc(2026, 10, 23, 12),
-        [
-            utc(2026, 10, 24, 0, 30),  # 03:30 EEST
-            utc(2026, 10, 25, 0, 30),  # 03:30 happens twice (EEST, then EET): first pass only
-            utc(2026, 10, 26, 1, 30),  # 03:30 EET
-            utc(2026, 10, 27, 1, 30),
-        ],
-        id="helsinki-fall-repeat",
-    ),
-    pytest.param(
-        "30 2 * * *",
-        "America/New_York",
-        utc(2026, 3, 6, 12),
-        [
-            utc(2026, 3, 7, 7, 30),  # 02:30 EST
-            utc(2026, 3, 8, 7, 30),  # 02:30 does not exist (02:00 EST -> 03:00 EDT): once, at 03:30 EDT
-            utc(2026, 3, 9, 6, 30),  # 02:30 EDT
-            utc(2026, 3, 10, 6, 30),
-        ],
-        id="new-york-spring-gap",
-    ),
-    pytest.param(
-        "30 1 * * *",
-        "America/New_York",
-        utc(2026, 10, 30, 12),
-        [
-            utc(2026, 10, 31, 5, 30),  # 01:30 EDT
-            utc(2026, 11, 1, 5, 30),  # 01:30 EDT, first pass; 01:30 EST (06:30 UTC) is not a second run
-            utc(2026, 11, 2, 6, 30),  # 01:30 EST
-            utc(2026, 11, 3, 6, 30),
-        ],
-        id="new-york-fall-repeat",
-    ),
-]
-
-
-@pytest.mark.parametrize(("expression", "tz", "after", "expected"), DST_CASES)
-def test_it_runs_daily_jobs_once_a_day_across_dst_changes(expression, tz, after, expected):
-    runs = cron_job(expression, tz).next_runs(len(expected), after=after)
-
-    assert runs == expected
-    assert_utc(runs)
-
-
-@pytest.mark.parametrize(
-    ("expression", "tz", "day"),
-    [
-        ("30 3 * * *", "Europe/Helsinki", (2026, 3, 29)),
-        ("30 3 * * *", "Europe/Helsinki", (2026, 10, 25)),
-        ("30 2 * * *", "America/New_York", (2026, 3, 8)),
-        ("30 1 * * *", "America/New_York", (2026, 11, 1)),
-    ],
-)
-def test_it_runs_exactly_once_on_the_local_dst_day(expression, tz, day):
-    zone = ZoneInfo(tz)
-    runs = cron_job(expression, tz).next_runs(10, after=utc(*day) - timedelta(days=4))
-
-    local_days = [run.astimezone(zone).date() for run in runs]
-    assert local_days.count(datetime(*day).date()) == 1  # noqa: DTZ001 - a calendar date
-    assert len(set(local_days)) == len(local_days)
-    assert_strictly_increasing(runs)
-
-
-@pytest.mark.parametrize(
-    ("expression", "tz", "after", "expected"),
-    [
-        # Asked from inside the spring gap's aftermath and from inside the repeated hour's second pass.
-        ("30 3 * * *", "Europe/Helsinki", utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 1, 30)),
-        ("30 3 * * *", "Europe/Helsinki", utc(2026, 3, 29, 0, 45), utc(2026, 3, 29, 1, 30)),
-        ("30 3 * * *", "Europe/Helsinki", utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)),
-        ("30 3 * * *", "Europe/Helsinki", utc(2026, 10, 25, 0, 15), utc(2026, 10, 25, 0, 30)),
-        ("30 3 * * *", "Europe/Helsinki", utc(2026, 10, 25, 1, 15), utc(2026, 10, 26, 1, 30)),
-        ("30 3 * * *", "Europe/Helsinki", utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)),
-        ("30 1 * * *", "America/New_York", utc(2026, 11, 1, 6, 0), utc(2026, 11, 2, 6, 30)),
-        ("30 1 * * *", "America/New_York", utc(2026, 11, 1, 5, 29), utc(2026, 11, 1, 5, 30)),
-        ("30 2 * * *", "America/New_York", utc(2026, 3, 8, 7, 0), utc(2026, 3, 8, 7, 30)),
-    ],
-)
-def test_it_finds_the_next_run_from_inside_a_dst_transition(expression, tz, after, expected):
-    assert cron_job(expression, tz).next_run(after=after) == expected
-
-
-@pytest.mark.parametrize(
-    ("tz", "after"),
-    [
-        ("Europe/Helsinki", utc(2026, 3, 28, 20)),
-        ("Europe/Helsinki", utc(2026, 10, 24, 20)),
-        ("America/New_York", utc(2026, 3, 8, 2)),
-        ("America/New_York", utc(2026, 11, 1, 0)),
-    ],
-)
-def test_it_gives_hourly_runs_as_strictly_increasing_distinct_instants_across_dst(tz, after):
-    runs = cron_job("0 * * * *", tz).next_runs(24, after=after)
-
-    assert len(runs) == 24
-    assert runs[0] > after
-    assert_strictly_increasing(runs)
-    assert_utc(runs)
-    gaps = {b - a for a, b in zip(runs, runs[1:], strict=False)}
-    # An hour apart, except that the repeated hour's second pass is not run again.
-    assert gaps <= {timedelta(hours=1), timedelta(hours=2)}
-    assert all(run.astimezone(ZoneInfo(tz)).minute == 0 for run in runs)
-
-
-def test_it_runs_hourly_every_utc_hour_through_the_spring_gap():
-    runs = cron_job("0 * * * *", "Europe/Helsinki").next_runs(6, after=utc(2026, 3, 28, 22, 30))
-
-    assert runs == [utc(2026, 3, 28, 23) + timedelta(hours=h) for h in range(6)]
-
-
-def test_it_returns_utc_even_when_asked_with_a_local_time():
-    after = datetime(2026, 3, 29, 2, 0, tzinfo=HELSINKI)  # 00:00 UTC
-
-    runs = cron_job("30 3 * * *", "Europe/Helsinki").next_runs(2, after=after)
-
-    assert runs == [utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
-    assert_utc(runs)
 
 
 def test_it_runs_strictly_after_the_given_instant():
