@@ -254,6 +254,8 @@ CELERY_TASK_TIME_LIMIT = JOBS_RUN_TIME_LIMIT + 600
 # A running run renews its job's lock and writes its heartbeat every lease/3 s; a run whose heartbeat is older than
 # the lease belongs to a dead worker and is ended FAILED ("worker lost") by the next sweep.
 JOBS_RUN_LOCK_LEASE = env_int("JOBS_RUN_LOCK_LEASE", 60)
+# How often a running run shows how far it is: its steps' progress saved (one small UPDATE) and its log so far stored.
+JOBS_PROGRESS_SECONDS = env_int("JOBS_PROGRESS_SECONDS", 10)
 # A scheduled run that starts later than this after its slot (plus the job's jitter) is late: it runs only within
 # the job's catch-up window, and is recorded MISSED otherwise. Above the beat lock timeout, so a standby's takeover
 # is late but not missed.
