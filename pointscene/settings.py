@@ -268,12 +268,24 @@ JOBS_SWEEP_LOOKBACK_SECONDS = env_int("JOBS_SWEEP_LOOKBACK_SECONDS", 900)
 JOBS_MISSED_RECORD_LIMIT = env_int("JOBS_MISSED_RECORD_LIMIT", 1440)
 # Beat's own periodic entries (RedBeat keeps them beside the job entries). A sweep nobody took in time is dropped:
 # the next one does the same work.
+# History retention (jobs/retention.py): runs older than this many days are deleted with their logs (an instance's
+# own history_retention_days wins), but never the last JOBS_HISTORY_KEEP_RUNS runs of a job; pruning runs every
+# JOBS_PRUNE_SECONDS, JOBS_PRUNE_BATCH rows per transaction.
+JOBS_HISTORY_RETENTION_DAYS = env_int("JOBS_HISTORY_RETENTION_DAYS", 90)
+JOBS_HISTORY_KEEP_RUNS = env_int("JOBS_HISTORY_KEEP_RUNS", 20)
+JOBS_PRUNE_SECONDS = env_int("JOBS_PRUNE_SECONDS", 3600)
+JOBS_PRUNE_BATCH = env_int("JOBS_PRUNE_BATCH", 1000)
 CELERY_BEAT_SCHEDULE = {
     "jobs-sweep": {
         "task": "jobs.sweep",
         "schedule": float(JOBS_SWEEP_SECONDS),
         "options": {"expires": float(JOBS_SWEEP_SECONDS)},
-    }
+    },
+    "jobs-prune": {
+        "task": "jobs.prune_history",
+        "schedule": float(JOBS_PRUNE_SECONDS),
+        "options": {"expires": float(JOBS_PRUNE_SECONDS)},
+    },
 }
 JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)
