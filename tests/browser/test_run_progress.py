@@ -1,7 +1,6 @@
 """The admin's page of a going run: a real worker syncs a throttled 24 MiB, and the page's progress bar moves on its
 own (the page reloads itself while the run goes), until the run has ended."""
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -10,24 +9,19 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from configs import services as configs
 from jobs import services
-from jobs.models import FrequencyType, JobHistory
+from jobs.models import JobHistory
 from tests.browser.test_operator_console import OPERATOR, OPERATOR_PASSWORD, log_in
+from tests.fixtures.long_sync import FILES, local_sync_job, throttled_worker
 from tests.fixtures.rclone import write_tree
 
 pytestmark = [pytest.mark.live, pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-FILES = {f"part-{i}.bin": os.urandom(4 << 20) for i in range(6)}
 
 
 @pytest.fixture(scope="module")
 def worker(request) -> Iterator[dict]:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JOBS_PROGRESS_SECONDS", "1")
-        env.setenv("RCLONE_BWLIMIT", "2M")
-        env.setenv("CONFIGS_ALLOW_LOCAL_REMOTES", "1")
-        yield request.getfixturevalue("processes")
+    yield from throttled_worker(request, "2M")
 
 
 @pytest.fixture
@@ -42,19 +36,7 @@ def test_the_run_page_shows_the_progress_bar_moving_without_a_reload(
     settings.JOBS_PROGRESS_SECONDS = 1  # the page reloads itself every 2 s
     src, dst = tmp_path / "src", tmp_path / "dst"
     write_tree(src, FILES)
-    configs.add_job_config(resource, {"here": {"type": "local"}})
-    task = {
-        "name": "sync",
-        "type": "rclone.sync",
-        "args": {"resourceId": str(resource.pk), "remotes": [f"here:{src}", f"here:{dst}"]},
-    }
-    job = services.create_job(
-        instance=instance,
-        workflow={"tasks": [task]},
-        frequency_type=FrequencyType.CRON_BASED,
-        cron_expression="0 3 * * *",
-        active=False,
-    )
+    job = local_sync_job(instance, resource, src, dst)
     log_in(page, screenshots)
     run = services.run_now(job)
     page.goto(f"/admin/jobs/jobhistory/{run.pk}/change/")

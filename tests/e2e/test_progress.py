@@ -2,21 +2,18 @@
 shows its progress rising and its ETA falling, and its log growing through signedLogUrl, before the run ends with
 totals equal to what reached the destination."""
 
-import os
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-from configs import services as configs
 from jobs import services
-from jobs.models import FrequencyType
+from tests.fixtures.long_sync import FILES, local_sync_job, throttled_worker
 from tests.fixtures.rclone import read_tree, write_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-FILES = {f"part-{i}.bin": os.urandom(4 << 20) for i in range(6)}  # 24 MiB
 RUN = """query($id: ID!) { getScheduledJobHistory(jobHistoryId: $id) {
   status success heartbeatAt signedLogUrl
   progress { step bytesDone bytesTotal filesDone filesTotal etaSeconds speed updatedAt }
@@ -25,12 +22,7 @@ RUN = """query($id: ID!) { getScheduledJobHistory(jobHistoryId: $id) {
 
 @pytest.fixture(scope="module")
 def worker(request) -> Iterator[dict]:
-    """The module's worker: progress every second, rclone held to 3 MiB/s so the sync takes about 8 s."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("JOBS_PROGRESS_SECONDS", "1")
-        env.setenv("RCLONE_BWLIMIT", "3M")
-        env.setenv("CONFIGS_ALLOW_LOCAL_REMOTES", "1")
-        yield request.getfixturevalue("processes")
+    yield from throttled_worker(request, "3M")
 
 
 def test_it_shows_a_running_syncs_progress_eta_and_log_as_it_goes(
@@ -39,19 +31,7 @@ def test_it_shows_a_running_syncs_progress_eta_and_log_as_it_goes(
     settings.CONFIGS_ALLOW_LOCAL_REMOTES = True
     src, dst = tmp_path / "src", tmp_path / "dst"
     write_tree(src, FILES)
-    configs.add_job_config(resource, {"here": {"type": "local"}})
-    task = {
-        "name": "sync",
-        "type": "rclone.sync",
-        "args": {"resourceId": str(resource.pk), "remotes": [f"here:{src}", f"here:{dst}"]},
-    }
-    job = services.create_job(
-        instance=instance,
-        workflow={"tasks": [task]},
-        frequency_type=FrequencyType.CRON_BASED,
-        cron_expression="0 3 * * *",
-        active=False,
-    )
+    job = local_sync_job(instance, resource, src, dst)
     run = services.run_now(job)
 
     seen, log_sizes = [], []
