@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "graphene_django",
+    # GraphiQL's page and its files, served from here (pointscene/graphql/graphiql.py).
+    "pointscene.graphql",
     "oauth2_provider",
     "django_celery_results",
     "django_prometheus",
