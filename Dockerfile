@@ -2,6 +2,14 @@
 # One image for every process of the scheduled-jobs service: web (gunicorn), worker and beat (celery), migrate.
 # compose.yaml runs it; see .env.example for the settings it needs at run time.
 
+# --- graphiql: GraphiQL's browser files from npm, at package-lock.json's versions (make graphiql does the same), so
+# GRAPHQL_GRAPHIQL=1 gives a working page that loads nothing from a CDN. Only those files leave this stage: the image
+# has no Node, and the service never needs it.
+FROM node:24-slim AS graphiql
+WORKDIR /src
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm run assets
+
 # --- build: the project and its runtime dependencies in a virtualenv (no dev extras: no pytest, no ruff).
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
@@ -13,6 +21,7 @@ COPY pyproject.toml ./
 COPY pointscene ./pointscene
 COPY jobs ./jobs
 COPY configs ./configs
+COPY --from=graphiql /src/pointscene/graphql/static/graphiql ./pointscene/graphql/static/graphiql
 RUN pip install .
 
 # --- runtime

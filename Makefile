@@ -15,7 +15,7 @@ export SECRET_KEY_FILE ?= $(CURDIR)/var/secret-key
 
 # What the service needs at run time: the runtime dependencies and this checkout's key. No dev extras, no browser,
 # no sudo (make run).
-setup: $(VENV)/.runtime var/secret-key
+setup: $(VENV)/.runtime var/secret-key graphiql
 
 # Everything make test needs on top: the dev extras and a browser for the Playwright tests.
 setup-dev: setup $(VENV)/.dev browser
@@ -100,3 +100,15 @@ bench-sweep: setup-dev
 .PHONY: schema
 schema: setup
 	$(PY) manage.py graphql_schema --out docs/contract/served.graphql
+
+# GraphiQL's browser files (graphiql, React, the explorer plugin, graphql-ws), pinned in package-lock.json, from npm into
+# a git-ignored folder the service serves itself, so the page needs no CDN. Optional: the service never needs Node, and
+# without npm /graphql's page says the files are missing. npm runs again only when the lock changes (make run offline).
+GRAPHIQL_ASSETS := pointscene/graphql/static/graphiql
+.PHONY: graphiql
+graphiql: $(GRAPHIQL_ASSETS)/.installed
+
+$(GRAPHIQL_ASSETS)/.installed: package.json package-lock.json .npmrc
+	@if ! command -v npm >/dev/null; then \
+	  echo "make setup: npm not found, so GraphiQL (/graphql in a browser) is unavailable; the API works without it (install Node.js, then make graphiql)."; \
+	else npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && npm run --silent assets && touch $@; fi

@@ -20,3 +20,11 @@ def run_queued(run_id: int) -> None:
 def run_scheduled(job_id: int, slot: datetime) -> None:
     """Asks a worker to run job `job_id`'s slot `slot` now; a slot that already has its run is left as it is."""
     app.send_task(RUN_SCHEDULED, args=[job_id, slot.isoformat()])
+
+
+DELETE_LOGS = "jobs.delete_logs"
+
+
+def delete_logs() -> None:
+    """Asks a worker to delete the logs queued for deletion (jobs.retention.drain)."""
+    app.send_task(DELETE_LOGS)

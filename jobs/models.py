@@ -263,3 +263,20 @@ class JobHistory(models.Model):
         if self.status in (RunStatus.QUEUED, RunStatus.RUNNING):
             return None
         return self.status == RunStatus.SUCCEEDED
+
+
+class LogDeletion(models.Model):
+    """A stored log whose run is gone, waiting to be deleted from storage (jobs/retention.py).
+
+    Written in the transaction that deletes the run (a prune, a deleted job), so a log is queued exactly when its row
+    is gone: no row ever points at a deleted log, and no log of a kept row is ever queued. Deleted when storage has
+    deleted the file; a failure stays, to be tried again later."""
+
+    path = models.CharField(max_length=500)
+    created_at = models.DateTimeField(default=now)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=now, db_index=True)
+    last_error = models.CharField(max_length=200, blank=True, default="")
+
+    def __str__(self) -> str:
+        return self.path

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from configs.crypto import fernet
-from jobs import dispatch, rules
+from jobs import dispatch, retention, rules
 from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
 from jobs.rules import POLICY_FIELDS, UNSET, Problems
 from jobs.running.locks import request_cancel
@@ -204,10 +204,13 @@ def save_job(job: ScheduledJob) -> ScheduledJob:
 
 @transaction.atomic
 def delete_job(job: ScheduledJob) -> None:
-    """Deletes the job, its schedule entry and its history."""
+    """Deletes the job, its schedule entry, its history and (after commit, retried until storage agrees) its logs."""
     job_id = job.pk
+    queued = retention.queue_job_logs(job_id)
     job.delete()
     schedule_after_commit(job_id)
+    if queued:
+        transaction.on_commit(dispatch.delete_logs)
 
 
 @transaction.atomic
@@ -241,8 +244,11 @@ def cancel_run(run: JobHistory) -> JobHistory:
 def delete_instance(instance: Instance) -> None:
     """Deletes an instance with everything in it, its jobs' schedule entries included."""
     job_ids = list(instance.jobs.values_list("pk", flat=True))
+    queued = retention.queue_instance_logs(instance.pk)
     instance.delete()
     unschedule_after_commit(job_ids)
+    if queued:
+        transaction.on_commit(dispatch.delete_logs)
 
 
 def create_instance(name: str) -> Instance:

@@ -34,6 +34,9 @@ class StepContext:
     cancelled: threading.Event
     # Child processes to kill (their whole process group) when the run is cancelled.
     processes: list = field(default_factory=list)
+    # How far the step is, as it goes (e.g. a sync's bytes and files done and in total): a dict the engine saves
+    # with the step, at most every JOBS_PROGRESS_SECONDS.
+    progress: Callable[[dict], None] = lambda _: None
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from celery import shared_task
 
+from jobs import retention
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
 from jobs.running import missed, runner, sweeper
 from jobs.sync import remote_check
@@ -35,3 +36,15 @@ def sweep() -> None:
 def check_remote(remote_id: int) -> dict:
     """testJobConfig's check; its answer (no secret: scrubbed by the session's redactor) goes back as the result."""
     return remote_check.check_remote(remote_id)
+
+
+@shared_task(name="jobs.prune_history", ignore_result=True)
+def prune_history() -> None:
+    """Beat's periodic prune (JOBS_PRUNE_SECONDS); a prune that overlaps another only finds less to do."""
+    retention.prune()
+
+
+@shared_task(name="jobs.delete_logs", ignore_result=True)
+def delete_logs() -> None:
+    """Deletes queued logs now (after a job was deleted); what fails stays queued for the next prune."""
+    retention.drain()

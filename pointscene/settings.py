@@ -60,6 +60,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "graphene_django",
+    # GraphiQL's page and its files, served from here (pointscene/graphql/graphiql.py).
+    "pointscene.graphql",
     "oauth2_provider",
     "django_celery_results",
     "django_prometheus",
@@ -254,6 +256,8 @@ CELERY_TASK_TIME_LIMIT = JOBS_RUN_TIME_LIMIT + 600
 # A running run renews its job's lock and writes its heartbeat every lease/3 s; a run whose heartbeat is older than
 # the lease belongs to a dead worker and is ended FAILED ("worker lost") by the next sweep.
 JOBS_RUN_LOCK_LEASE = env_int("JOBS_RUN_LOCK_LEASE", 60)
+# How often a running run shows how far it is: its steps' progress saved (one small UPDATE) and its log so far stored.
+JOBS_PROGRESS_SECONDS = env_int("JOBS_PROGRESS_SECONDS", 10)
 # A scheduled run that starts later than this after its slot (plus the job's jitter) is late: it runs only within
 # the job's catch-up window, and is recorded MISSED otherwise. Above the beat lock timeout, so a standby's takeover
 # is late but not missed.
@@ -266,12 +270,24 @@ JOBS_SWEEP_LOOKBACK_SECONDS = env_int("JOBS_SWEEP_LOOKBACK_SECONDS", 900)
 JOBS_MISSED_RECORD_LIMIT = env_int("JOBS_MISSED_RECORD_LIMIT", 1440)
 # Beat's own periodic entries (RedBeat keeps them beside the job entries). A sweep nobody took in time is dropped:
 # the next one does the same work.
+# History retention (jobs/retention.py): runs older than this many days are deleted with their logs (an instance's
+# own history_retention_days wins), but never the last JOBS_HISTORY_KEEP_RUNS runs of a job; pruning runs every
+# JOBS_PRUNE_SECONDS, JOBS_PRUNE_BATCH rows per transaction.
+JOBS_HISTORY_RETENTION_DAYS = env_int("JOBS_HISTORY_RETENTION_DAYS", 90)
+JOBS_HISTORY_KEEP_RUNS = env_int("JOBS_HISTORY_KEEP_RUNS", 20)
+JOBS_PRUNE_SECONDS = env_int("JOBS_PRUNE_SECONDS", 3600)
+JOBS_PRUNE_BATCH = env_int("JOBS_PRUNE_BATCH", 1000)
 CELERY_BEAT_SCHEDULE = {
     "jobs-sweep": {
         "task": "jobs.sweep",
         "schedule": float(JOBS_SWEEP_SECONDS),
         "options": {"expires": float(JOBS_SWEEP_SECONDS)},
-    }
+    },
+    "jobs-prune": {
+        "task": "jobs.prune_history",
+        "schedule": float(JOBS_PRUNE_SECONDS),
+        "options": {"expires": float(JOBS_PRUNE_SECONDS)},
+    },
 }
 JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)

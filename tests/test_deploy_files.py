@@ -408,7 +408,23 @@ def test_it_builds_on_python_311_slim():
     images = [shlex.split(args)[0] for args in instructions("FROM")]
 
     assert images
-    assert set(images) == {"python:3.11-slim"}
+    assert images[-1] == "python:3.11-slim"
+    # The one other stage only fetches GraphiQL's browser files with npm (the next test).
+    assert {image for image in images if not image.startswith("node:")} == {"python:3.11-slim"}
+
+
+def test_it_builds_graphiql_files_from_the_lock_and_carries_only_them():
+    stages = {shlex.split(args)[-1]: shlex.split(args)[0] for args in instructions("FROM") if " AS " in args.upper()}
+    from_graphiql = [shlex.split(args) for args in instructions("COPY") if "--from=graphiql" in args]
+    builds = [args for args in instructions("RUN") if "npm" in args]
+
+    assert stages["graphiql"].startswith("node:")
+    assert builds == ["npm ci --ignore-scripts --no-audit --no-fund && npm run assets"]
+    assert [parts[-2:] for parts in from_graphiql] == [
+        ["/src/pointscene/graphql/static/graphiql", "./pointscene/graphql/static/graphiql"]
+    ]
+    # Where package.json's script puts them (from the stage's WORKDIR, /src), and where the service looks for them.
+    assert "pointscene/graphql/static/graphiql" in json.loads((ROOT / "package.json").read_text())["scripts"]["assets"]
 
 
 def test_it_runs_the_image_as_a_non_root_user():
@@ -480,7 +496,18 @@ def test_it_keeps_local_secrets_and_state_out_of_the_build_context(path):
     assert dockerignored(path)
 
 
-@pytest.mark.parametrize("path", ["pyproject.toml", "manage.py", "pointscene/settings.py", ".env.example"])
+BUILD_INPUTS = [
+    "pyproject.toml",
+    "manage.py",
+    "pointscene/settings.py",
+    ".env.example",
+    "package.json",
+    "package-lock.json",
+    ".npmrc",
+]
+
+
+@pytest.mark.parametrize("path", BUILD_INPUTS)
 def test_it_keeps_what_the_build_needs_in_the_build_context(path):
     assert not dockerignored(path)
 

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the block and `make run` call by name (make, the service's processes and rclone come from .venv/bin).
-TOOLS = ["bash", "sh", "make", "python3", "curl", "cat", "mkdir", "sleep", "grep", "redis-server", "env", "id"]
+TOOLS = ["bash", "sh", "make", "python3", "curl", "cat", "mkdir", "sleep", "grep", "redis-server", "env", "id", "touch"]
 
 pytestmark = [pytest.mark.slow]
 

@@ -4,6 +4,7 @@ Runs are records: made by the schedule or by "run now", never typed in or edited
 jobs.services.cancel_run, as the API's does.
 """
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -105,6 +106,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("job_link", "instance", "status_badge", "trigger", "worker", "error")}),
         ("Timings", {"fields": ("timings",)}),
+        ("Progress", {"fields": ("progress_panel",)}),
         ("Steps", {"fields": ("steps_table",)}),
         ("Log", {"fields": ("log_panel",)}),
     )
@@ -117,6 +119,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
         "error",
         "timings",
         "steps_table",
+        "progress_panel",
         "log_panel",
     )
 
@@ -136,6 +139,8 @@ class JobHistoryAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # A run is a record: nothing on its page is edited, so there is nothing to save.
         extra = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        # A going run's page reloads itself as often as the worker saves its progress (not faster than 2 s).
+        extra["refresh_ms"] = max(2, settings.JOBS_PROGRESS_SECONDS) * 1000
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     # ---- columns and panels
@@ -210,12 +215,38 @@ class JobHistoryAdmin(admin.ModelAdmin):
             )
         return table(["name", "type", "status", "seconds", "counters", "error"], rows, "No steps recorded yet.")
 
+    @admin.display(description="progress")
+    def progress_panel(self, run: JobHistory):
+        steps = [s for s in run.steps or [] if isinstance(s, dict) and isinstance(s.get("progress"), dict)]
+        if not steps:
+            return "No step has reported progress yet." if not run.finished else "No step reported progress."
+        step = next((s for s in steps if s.get("status") == "RUNNING"), steps[-1])
+        p = step["progress"]
+        done, total = p.get("bytesDone", 0), p.get("bytesTotal") or 0
+        eta = p.get("etaSeconds")
+        facts = [
+            f"{_mib(done)} of {_mib(total)} MiB" if total else f"{_mib(done)} MiB so far",
+            f"{p.get('filesDone', 0)} of {p.get('filesTotal') or '?'} files",
+            f"{_mib(p.get('speed', 0))} MiB/s",
+            f"ETA {eta} s" if eta is not None else "ETA unknown",
+            f"{p.get('errors', 0)} errors",
+        ]
+        return format_html(
+            '<progress id="run-progress" value="{}" max="{}" style="width:40em"></progress>'
+            "<p>step {}: {} · saved {}</p>",
+            done,
+            total or max(done, 1),
+            step.get("name", "—"),
+            " · ".join(facts),
+            p.get("updatedAt", "—"),
+        )
+
     @admin.display(description="log")
     def log_panel(self, run: JobHistory):
         if not run.log_path:
             if run.finished:
                 return "This run has no log."
-            return "The log is stored when the run ends; reload this page then."
+            return "No log yet: what the run logs appears here as it goes (this page reloads itself)."
         link = format_html(
             '<p><a href="{}" target="_blank" rel="noopener">Open the whole log</a> '
             "(a signed link, valid for a while; it works without signing in).</p>",
@@ -277,3 +308,7 @@ def read_log_tail(path: str, limit: int = LOG_TAIL_BYTES) -> tuple[str, bool, in
     if truncated and "\n" in text:
         text = text.split("\n", 1)[1]
     return text, truncated, size
+
+
+def _mib(size: float) -> str:
+    return f"{size / (1 << 20):.1f}"

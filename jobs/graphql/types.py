@@ -1,3 +1,5 @@
+from datetime import datetime
+
 import graphene
 from django.db.models import TextChoices
 from django.utils import timezone
@@ -51,6 +53,42 @@ def enum_value(value: object) -> object:
     return getattr(value, "value", value)
 
 
+class StepProgress(graphene.ObjectType):
+    """How far a step is, saved while it runs (every JOBS_PROGRESS_SECONDS) and kept when it ends; for a sync step
+    from rclone's own stats."""
+
+    step = graphene.String(required=True, description="The workflow task the progress is of.")
+    bytes_done = graphene.Float(required=True, description="Bytes transferred so far.")
+    bytes_total = graphene.Float(description="Bytes to transfer in all; null until rclone has listed enough to know.")
+    files_done = graphene.Int(required=True, description="Files transferred so far.")
+    files_total = graphene.Int(description="Files to transfer in all; null until rclone knows.")
+    transferring = graphene.Int(required=True, description="Files being transferred right now.")
+    checks = graphene.Int(required=True, description="Files compared so far.")
+    errors = graphene.Int(required=True, description="Errors so far.")
+    speed = graphene.Float(required=True, description="Bytes per second, lately.")
+    eta_seconds = graphene.Int(description="Seconds left, rclone's estimate; null while it cannot tell.")
+    updated_at = graphene.DateTime(required=True, description="When this progress was saved (UTC).")
+
+    @staticmethod
+    def of(step: dict) -> "StepProgress | None":
+        p = step.get("progress")
+        if not isinstance(p, dict):
+            return None
+        return StepProgress(
+            step=step.get("name", ""),
+            bytes_done=p.get("bytesDone", 0),
+            bytes_total=p.get("bytesTotal") or None,
+            files_done=p.get("filesDone", 0),
+            files_total=p.get("filesTotal") or None,
+            transferring=p.get("transferring", 0),
+            checks=p.get("checks", 0),
+            errors=p.get("errors", 0),
+            speed=p.get("speed", 0),
+            eta_seconds=p.get("etaSeconds"),
+            updated_at=datetime.fromisoformat(p["updatedAt"]),
+        )
+
+
 class JobHistory(graphene.ObjectType):
     """One run of a scheduled job."""
 
@@ -69,10 +107,26 @@ class JobHistory(graphene.ObjectType):
     started_at = graphene.DateTime(description="When a worker started the run (UTC).")
     finished_at = graphene.DateTime(description="When the run ended (UTC).")
     error = graphene.String(description="Why the run failed, when it did.")
-    steps = JSON(description="Per workflow task: status, timings, counters.")
+    steps = JSON(description="Per workflow task: status, timings, counters, and `progress` while and after it runs.")
+    heartbeat_at = graphene.DateTime(
+        description="When the worker running it last said it is alive (UTC); a running run silent for longer than "
+        "JOBS_RUN_LOCK_LEASE is ended FAILED, worker lost."
+    )
+    progress = graphene.Field(
+        StepProgress,
+        description="The progress of the step running now (or, once the run ended, of the last step that reported "
+        "any); null when no step reported progress.",
+    )
 
     class Meta:
         name = "JobHistory"
+
+    @staticmethod
+    def resolve_progress(row: JobHistoryModel, info) -> StepProgress | None:
+        steps = [s for s in row.steps or [] if isinstance(s, dict) and isinstance(s.get("progress"), dict)]
+        running = [s for s in steps if s.get("status") == "RUNNING"]
+        chosen = (running or steps[-1:] or [None])[0]
+        return StepProgress.of(chosen) if chosen else None
 
     @staticmethod
     def resolve_signed_log_url(row: JobHistoryModel, info) -> str | None:

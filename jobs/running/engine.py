@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
 from jobs import tasktypes
@@ -30,6 +31,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: Wat
     internal error) and saving them as each step starts and ends. Returns (status, error, steps)."""
     tasks = job.workflow["tasks"]
     outputs: dict[str, dict] = {}
+    reporter = ProgressReporter(run.pk, steps)
     for i in dependency_order(tasks):
         task, step = tasks[i], steps[i]
         step.update(status="RUNNING", startedAt=_now_iso())
@@ -50,6 +52,7 @@ def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: Wat
             log=lambda message, name=task["name"]: run_log.line(f"[{name}] {message}"),
             cancelled=watch.stop_event,
             processes=watch.processes,
+            progress=lambda progress, step=step: reporter.report(step, progress),
         )
         failure, counters, result = attempt_step(
             task_type, ctx, job, step, run_log, watch, save=lambda: _save_progress(run.pk, steps)
@@ -122,6 +125,23 @@ def attempt_step(
         save()
         if watch.stop_event.wait(wait):
             return watch.reason or "cancelled", counters, None
+
+
+class ProgressReporter:
+    """Keeps a running step's latest progress in its entry and saves the run's steps at most once per
+    JOBS_PROGRESS_SECONDS (one small UPDATE), however often a step reports."""
+
+    def __init__(self, run_id: int, steps: list[dict]) -> None:
+        self.run_id, self.steps = run_id, steps
+        self.saved_at = float("-inf")
+
+    def report(self, step: dict, progress: dict) -> None:
+        step["progress"] = progress
+        now = time.monotonic()
+        # A little slack: rclone reports every interval, and each report should be saved, not every other one.
+        if now - self.saved_at >= settings.JOBS_PROGRESS_SECONDS * 0.8:
+            self.saved_at = now
+            _save_progress(self.run_id, self.steps)
 
 
 def _save_progress(run_id: int, steps: list[dict]) -> None:

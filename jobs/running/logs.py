@@ -5,17 +5,19 @@ the holder it was issued to, and a MAC of both made with the run's own random `l
 nothing, a link names one holder, and the download checks that holder may still read the run's instance.
 """
 
+import os
 import re
 import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
-from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -31,28 +33,62 @@ OPERATOR = "o"
 
 
 class RunLog:
-    """Collects a run's log in a private temporary file, then stores it in one piece."""
+    """Collects a run's log in a private temporary file; stores what it has so far while the run goes on (every
+    JOBS_PROGRESS_SECONDS, by the run's Watch), and the whole log at the end, at the same path."""
 
     def __init__(self) -> None:
         self._file = tempfile.SpooledTemporaryFile(max_size=1 << 20, mode="w+b")
         self._lock = threading.Lock()
+        self._written = 0
+        self._stored = 0
 
     def line(self, message: str) -> None:
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         with self._lock:
             for part in str(message).splitlines() or [""]:
-                self._file.write(f"{stamp} {part}\n".encode(errors="replace"))
+                data = f"{stamp} {part}\n".encode(errors="replace")
+                self._file.write(data)
+                self._written += len(data)
 
     def save(self, path: str) -> str:
+        """The whole log, stored at `path` (replacing what was stored so far)."""
         with self._lock:
             self._file.flush()
             self._file.seek(0)
-            if default_storage.exists(path):
-                default_storage.delete(path)
-            return default_storage.save(path, File(self._file, name=path))
+            content, self._stored = self._file.read(), self._written
+            self._file.seek(0, 2)
+        return _replace(path, content)
+
+    def save_so_far(self, path: str) -> str | None:
+        """What the log holds now, stored at `path` if it grew since the last store; None when it did not. The copy
+        is taken under the lock and stored outside it, so steps keep logging while a slow storage writes."""
+        with self._lock:
+            if self._written == self._stored:
+                return None
+            self._file.flush()
+            self._file.seek(0)
+            content, self._stored = self._file.read(), self._written
+            self._file.seek(0, 2)
+        return _replace(path, content)
 
     def close(self) -> None:
         self._file.close()
+
+
+def _replace(path: str, content: bytes) -> str:
+    """Stores `content` at `path`, replacing what is there, so that a reader sees the old or the new log, never
+    none: a local folder gets a temporary file renamed over the old one; object storage replaces in one PUT."""
+    if isinstance(default_storage, FileSystemStorage):
+        target = Path(default_storage.path(path))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False) as part:
+            part.write(content)
+        os.chmod(part.name, 0o644)
+        os.replace(part.name, target)
+        return path
+    if default_storage.exists(path) and not getattr(default_storage, "file_overwrite", False):
+        default_storage.delete(path)
+    return default_storage.save(path, ContentFile(content, name=path))
 
 
 @dataclass(frozen=True)

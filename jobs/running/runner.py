@@ -167,7 +167,7 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
     slot = f" for {run.scheduled_for.isoformat()}" if run.scheduled_for else ""
     run_log.line(f"Run {run.pk} of job {job.pk} ({job.name or 'unnamed'}), {run.trigger.lower()}{slot}, on {worker}")
     limit = job.time_limit_seconds or settings.JOBS_RUN_TIME_LIMIT
-    watch = Watch(run.pk, lock, limit)
+    watch = Watch(run.pk, lock, limit, flush=lambda: _store_log_so_far(run, run_log))
     steps = engine.pending_steps(job.workflow["tasks"])
     watch.start()
     try:
@@ -186,6 +186,15 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
         status, error = RunStatus.FAILED, f"time limit of {limit} s exceeded"
     run_log.line(f"Run {run.pk} {status.lower()}" + (f": {error}" if error else ""))
     _finish(run, status, run_log, error=error, steps=steps)
+
+
+def _store_log_so_far(run: JobHistory, run_log: RunLog) -> None:
+    """The log so far, at the path the whole log will have; the row points at it from the first store on, so
+    signedLogUrl and the admin's tail read a running run's log (one JOBS_PROGRESS_SECONDS behind at most)."""
+    stored = run_log.save_so_far(run_log_path(run.instance_id, run.job_id, run.pk))
+    if stored is not None and run.log_path != stored:
+        JobHistory.objects.filter(pk=run.pk).update(log_path=stored)
+        run.log_path = stored
 
 
 def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = None, steps=None) -> None:

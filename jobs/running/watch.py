@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -23,10 +24,14 @@ class Watch(threading.Thread):
 
     POLL_SECONDS = 1.0
 
-    def __init__(self, run_id: int, lock: RunLock | None, limit_seconds: int) -> None:
+    def __init__(
+        self, run_id: int, lock: RunLock | None, limit_seconds: int, flush: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(daemon=True, name=f"watch-run-{run_id}")
         self.run_id = run_id
         self.lock = lock
+        # Stores the log so far, every JOBS_PROGRESS_SECONDS: readers see a long run's log while it goes on.
+        self.flush = flush
         self.deadline = time.monotonic() + limit_seconds
         self.stop_event = threading.Event()
         self.done = threading.Event()
@@ -35,13 +40,18 @@ class Watch(threading.Thread):
 
     def run(self) -> None:
         renew_every = max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
+        flush_every = max(1.0, settings.JOBS_PROGRESS_SECONDS)
         next_renew = time.monotonic() + renew_every
+        next_flush = time.monotonic() + flush_every
         try:
             while not self.done.wait(self.POLL_SECONDS):
                 now = time.monotonic()
                 if now >= next_renew:
                     self._renew()
                     next_renew = now + renew_every
+                if self.flush is not None and now >= next_flush:
+                    self._flush()
+                    next_flush = time.monotonic() + flush_every
                 if now >= self.deadline:
                     self._halt("time limit")
                 elif self._cancel_requested():
@@ -63,6 +73,14 @@ class Watch(threading.Thread):
             JobHistory.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=datetime.now(UTC))
         except Exception:
             log.warning("run %s: could not write its heartbeat", self.run_id, exc_info=True)
+            connection.close()
+
+    def _flush(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
+            log.warning("run %s: could not store its log so far", self.run_id, exc_info=True)
             connection.close()
 
     def _cancel_requested(self) -> bool:

@@ -6,7 +6,10 @@ streamed into the run's log and its stats kept as the step's counters.
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+
+from django.conf import settings
 
 from configs import rclone, remotes
 from configs.runtime import RemoteNotRunnable, RunRemotes
@@ -70,7 +73,10 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         if "--resync" in command:
             ctx.log("bisync has no listings from an earlier run on this worker: --resync merges both sides")
         def log_line(line: str) -> None:
-            ctx.log(session.redact(format_line(line, stats)))
+            text = format_line(line, stats)
+            ctx.log(session.redact(text))
+            if text.startswith(STATS_PREFIX):
+                ctx.progress(sync_progress(stats))
 
         exit_code = run_rclone(ctx, command, session.env, log_line)
         acc_errors = [error for bridge in session.bridges.values() for error in bridge.project.errors]
@@ -106,7 +112,7 @@ def step_command(spec: SyncSpec, flags: list[str]) -> list[str]:
     # JSON log lines: warnings, errors, and the stats every 10 s and once at the end, as a bare rclone prints
     # them; `verbose` adds a line per file acted on, which costs rclone itself several percent on big trees.
     command += ["--use-json-log", "--log-level", "INFO" if spec.verbose else "NOTICE"]
-    command += ["--stats", "10s", "--stats-log-level", "NOTICE"]
+    command += ["--stats", f"{settings.JOBS_PROGRESS_SECONDS}s", "--stats-log-level", "NOTICE"]
     # Excludes first: rclone applies the first matching rule, so an exclude wins over an include.
     for pattern in spec.exclude:
         command += ["--filter", f"- {pattern}"]
@@ -131,6 +137,27 @@ def step_command(spec: SyncSpec, flags: list[str]) -> list[str]:
     return command
 
 
+STATS_PREFIX = "rclone stats:"
+
+
+def sync_progress(stats: dict) -> dict:
+    """A step's progress from rclone's own stats: done and in total (totals once rclone has listed enough to know),
+    what is moving now, the speed (bytes/s) and rclone's ETA (seconds; null until it can tell)."""
+    eta = stats.get("eta")
+    return {
+        "bytesDone": int(stats.get("bytes", 0)),
+        "bytesTotal": int(stats.get("totalBytes", 0)),
+        "filesDone": int(stats.get("transfers", 0)),
+        "filesTotal": int(stats.get("totalTransfers", 0)),
+        "transferring": len(stats.get("transferring") or []),
+        "checks": int(stats.get("checks", 0)),
+        "errors": int(stats.get("errors", 0)),
+        "speed": round(float(stats.get("speed") or 0)),
+        "etaSeconds": int(eta) if isinstance(eta, int | float) else None,
+        "updatedAt": datetime.now(UTC).isoformat(),
+    }
+
+
 def format_line(line: str, stats: dict) -> str:
     """One rclone JSON log line as a readable line of the run's log; stats are also kept for the counters."""
     try:
@@ -144,7 +171,7 @@ def format_line(line: str, stats: dict) -> str:
         stats.update(entry["stats"])
         s = entry["stats"]
         return (
-            f"rclone stats: {s.get('transfers', 0)} files, {s.get('bytes', 0)} bytes transferred, "
+            f"{STATS_PREFIX} {s.get('transfers', 0)} files, {s.get('bytes', 0)} bytes transferred, "
             f"{s.get('checks', 0)} checks, {s.get('deletes', 0)} deletes, {s.get('errors', 0)} errors, "
             f"{s.get('elapsedTime', 0):.1f} s"
         )

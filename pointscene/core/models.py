@@ -20,6 +20,12 @@ class Instance(models.Model):
         related_name="instances",
         help_text="Users who may act on this instance with a password-grant token.",
     )
+    history_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Days of run history kept (with the runs' logs); empty: the server's JOBS_HISTORY_RETENTION_DAYS. "
+        "The last JOBS_HISTORY_KEEP_RUNS runs of each job are kept whatever their age.",
+    )
 
     class Meta:
         # Created by the jobs app before tenancy became its own layer; the tables kept their names.

@@ -6,13 +6,14 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from graphene_django.views import GraphQLView, HttpError
 from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 
 from pointscene import ratelimit
 from pointscene.core.access import principal_for_token
-from pointscene.graphql import errors
+from pointscene.graphql import errors, graphiql
 from pointscene.graphql import limits as graphql_limits
 from pointscene.graphql.errors import translate
 
@@ -37,6 +38,8 @@ def rate_limited_response(seconds: int) -> JsonResponse:
 
 
 class ApiGraphQLView(GraphQLView):
+    graphiql_template = graphiql.TEMPLATE
+
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method not in ("GET", "POST"):
             return error_response(
@@ -84,6 +87,9 @@ class ApiGraphQLView(GraphQLView):
             # graphene-django turns most bad requests into HttpError; anything else must still not be a 500.
             log.exception("unhandled error in /graphql")
             return error_response(400, errors.BAD_REQUEST, "The request could not be processed.")
+
+    def render_graphiql(self, request: HttpRequest, **data) -> HttpResponse:
+        return render(request, self.graphiql_template, {**data, "graphiql_installed": graphiql.installed()})
 
     def parse_body(self, request: HttpRequest) -> dict:
         try:

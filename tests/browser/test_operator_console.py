@@ -293,7 +293,7 @@ def test_it_finds_opens_and_pauses_a_failing_job_and_hides_secrets(
 
 @pytest.mark.e2e
 def test_it_runs_a_failing_job_now_on_a_real_worker_and_shows_its_run_and_log(
-    processes, operator, instance, remote, http_server, page, screenshots
+    processes, operator, instance, remote, http_server, loopback_allowed, page, screenshots
 ):
     """The whole round: the first failure and the run-now both go through Celery to the real worker process."""
     failing = make_job(instance, FAILING_NAME, http_server.url("/fail"), hold=http_server.url("/slow"))

@@ -105,7 +105,7 @@ def finished_run(job_id: int, slot: datetime):
 
 
 def test_it_fires_records_skips_pauses_resumes_cancels_and_deletes(
-    processes, http_server, api, acme_token, instance, client
+    processes, http_server, loopback_allowed, api, acme_token, instance, client
 ):
     if datetime.now(UTC).second >= 50:
         # Too close to a boundary for the jobs below to be in place before it; start cleanly after it.

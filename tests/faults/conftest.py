@@ -16,7 +16,10 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def endpoints():
+def endpoints(settings):
+    """The loopback server the cluster's jobs call; creating such a job needs private targets allowed, as the
+    cluster's processes have them (process_env)."""
+    settings.JOBS_HTTP_ALLOW_PRIVATE = True
     server = Endpoints()
     server.start()
     yield server

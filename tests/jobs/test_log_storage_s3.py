@@ -3,11 +3,12 @@
 import boto3
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.storage import default_storage
 from moto.server import ThreadedMotoServer
 
 from jobs.models import FrequencyType, JobHistory, RunStatus
 from jobs.running import runner
-from jobs.running.logs import signed_log_url
+from jobs.running.logs import RunLog, signed_log_url
 from jobs.services import create_job
 from tests.environment import free_port
 
@@ -69,3 +70,30 @@ def test_it_writes_run_logs_to_the_bucket_and_serves_them_by_signed_link(s3_stor
     response = client.get(signed_log_url(run))  # an operator's link: it opens in a staff session
     assert response.status_code == 200
     assert b"".join(response.streaming_content).decode() == stored
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_it_stores_a_running_runs_log_so_far_and_then_the_whole_log_at_the_same_key(storage, request, settings):
+    s3 = request.getfixturevalue("s3_storage") if storage == "s3" else None
+    path = "logs/9/9/9.log"
+    run_log = RunLog()
+    run_log.line("first line")
+
+    assert run_log.save_so_far(path) == path
+    assert run_log.save_so_far(path) is None  # nothing new: nothing written
+    with default_storage.open(path, "rb") as stored:
+        assert stored.read().endswith(b" first line\n")
+
+    run_log.line("second line")
+    assert run_log.save_so_far(path) == path
+    run_log.line("last line")
+    assert run_log.save(path) == path
+
+    with default_storage.open(path, "rb") as stored:
+        lines = stored.read().decode().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["first line", "second line", "last line"]
+    if s3 is not None:
+        assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == [path]  # one object, replaced
+    else:
+        default_storage.delete(path)
+    run_log.close()
