@@ -73,8 +73,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pointscene.logconfig.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Serves the admin's static files under gunicorn, with no reverse proxy needed.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Serves the admin's static files under gunicorn, with no reverse proxy needed (pointscene/static.py).
+    "pointscene.static.StaticFiles",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Token endpoint and admin login limits, before CSRF checks and password hashing (pointscene/ratelimit.py).

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.runs",
     "tests.fixtures.canary",
     "tests.fixtures.dns",
+    "tests.fixtures.servers",
 ]
