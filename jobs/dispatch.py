@@ -10,6 +10,7 @@ from pointscene.celery import app
 
 RUN_SCHEDULED = "jobs.run_scheduled"
 RUN_QUEUED = "jobs.run_queued"
+PURGE_LOGS = "jobs.purge_logs"
 
 
 def run_queued(run_id: int) -> None:
@@ -20,3 +21,8 @@ def run_queued(run_id: int) -> None:
 def run_scheduled(job_id: int, slot: datetime) -> None:
     """Asks a worker to run job `job_id`'s slot `slot` now; a slot that already has its run is left as it is."""
     app.send_task(RUN_SCHEDULED, args=[job_id, slot.isoformat()])
+
+
+def purge_logs(purge_id: int) -> None:
+    """Asks a worker to delete the run logs that LogPurge `purge_id` names (jobs.running.purge)."""
+    app.send_task(PURGE_LOGS, args=[purge_id])

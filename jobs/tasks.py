@@ -1,23 +1,31 @@
-"""Celery tasks: ids in, service call out. Idempotent: a redelivered message finds its slot taken."""
+"""Celery tasks: ids in, service call out. Idempotent: a redelivered message finds its slot taken.
+
+The run tasks store their result (pointscene/results.py): state, worker, times, the run id they ran, a crash's
+traceback. Each run records the id of the task that ran it (JobHistory.task_id), so the console links the two. The
+others ignore theirs: the sweep runs every 30 s, and webhooks and purges keep their own account (logs, rows).
+"""
 
 from datetime import datetime
 
 from celery import shared_task
 
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
-from jobs.running import missed, runner, sweeper
+from jobs.running import missed, purge, runner, sweeper
 
 
-@shared_task(name="jobs.run_scheduled", acks_late=True, ignore_result=True)
-def run_scheduled(job_id: int, scheduled_for: str, published_at: str | None = None) -> None:
-    runner.run_scheduled(
-        job_id, datetime.fromisoformat(scheduled_for), datetime.fromisoformat(published_at) if published_at else None
+@shared_task(name="jobs.run_scheduled", bind=True, acks_late=True, track_started=True)
+def run_scheduled(self, job_id: int, scheduled_for: str, published_at: str | None = None) -> int | None:
+    return runner.run_scheduled(
+        job_id,
+        datetime.fromisoformat(scheduled_for),
+        datetime.fromisoformat(published_at) if published_at else None,
+        task_id=self.request.id,
     )
 
 
-@shared_task(name="jobs.run_queued", acks_late=True, ignore_result=True)
-def run_queued(run_id: int) -> None:
-    runner.run_queued(run_id)
+@shared_task(name="jobs.run_queued", bind=True, acks_late=True, track_started=True)
+def run_queued(self, run_id: int) -> int | None:
+    return runner.run_queued(run_id, task_id=self.request.id)
 
 
 @shared_task(name="jobs.record_missed", acks_late=True, ignore_result=True)
@@ -28,3 +36,8 @@ def record_missed(job_id: int, after: str, before: str) -> None:
 @shared_task(name="jobs.sweep", ignore_result=True)
 def sweep() -> None:
     sweeper.sweep()
+
+
+@shared_task(name="jobs.purge_logs", acks_late=True, ignore_result=True)
+def purge_logs(purge_id: int) -> None:
+    purge.purge(purge_id)

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.canary",
     "tests.fixtures.dns",
     "tests.fixtures.servers",
+    "tests.fixtures.s3",
 ]

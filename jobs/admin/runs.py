@@ -29,6 +29,7 @@ from jobs.admin.display import (
 )
 from jobs.admin.filters import InstanceFilter, JobFilter
 from jobs.admin.site import site
+from jobs.admin.task_results import task_result_link
 from jobs.models import JobHistory, RunStatus
 from jobs.running.logs import signed_log_url
 
@@ -103,7 +104,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
     change_form_template = "admin/jobs/jobhistory/change_form.html"
     change_list_template = "admin/jobs/change_list_with_dashboard.html"
     fieldsets = (
-        (None, {"fields": ("job_link", "instance", "status_badge", "trigger", "worker", "error")}),
+        (None, {"fields": ("job_link", "instance", "status_badge", "trigger", "worker", "celery_task", "error")}),
         ("Timings", {"fields": ("timings",)}),
         ("Steps", {"fields": ("steps_table",)}),
         ("Log", {"fields": ("log_panel",)}),
@@ -114,6 +115,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
         "status_badge",
         "trigger",
         "worker",
+        "celery_task",
         "error",
         "timings",
         "steps_table",
@@ -168,6 +170,10 @@ class JobHistoryAdmin(admin.ModelAdmin):
     @admin.display(description="log")
     def log(self, run: JobHistory):
         return log_link(run)
+
+    @admin.display(description="Celery task")
+    def celery_task(self, run: JobHistory):
+        return task_result_link(run)
 
     @admin.display(description="timings")
     def timings(self, run: JobHistory):
