@@ -188,7 +188,7 @@ def test_it_deletes_the_logs_from_an_s3_bucket(s3_storage, instance, resource, d
 
 
 def test_a_purge_that_s3_refused_is_retried_by_the_sweeper_until_done(
-    s3_storage, s3_server, instance, resource, settings, admin_client, django_capture_on_commit_callbacks
+    s3_storage, moto_s3, instance, resource, settings, admin_client, django_capture_on_commit_callbacks
 ):
     job = logged_job(instance, resource)
     folder = job_log_folder(instance.pk, job.pk)
@@ -196,10 +196,10 @@ def test_a_purge_that_s3_refused_is_retried_by_the_sweeper_until_done(
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_job(job)
 
-    s3_server.stop()  # storage is down when the worker gets the purge
+    moto_s3.stop()  # storage is down when the worker gets the purge
     started = datetime.now(UTC)
     assert work_off_purges() == 1
-    s3_server.start()
+    moto_s3.start()
 
     (row,) = LogPurge.objects.all()
     assert row.attempts == 1
