@@ -10,6 +10,7 @@ from pointscene.celery import app
 
 RUN_SCHEDULED = "jobs.run_scheduled"
 RUN_QUEUED = "jobs.run_queued"
+PURGE_LOGS = "jobs.purge_logs"
 
 
 def run_queued(run_id: int) -> None:
@@ -22,9 +23,6 @@ def run_scheduled(job_id: int, slot: datetime) -> None:
     app.send_task(RUN_SCHEDULED, args=[job_id, slot.isoformat()])
 
 
-DELETE_LOGS = "jobs.delete_logs"
-
-
-def delete_logs() -> None:
-    """Asks a worker to delete the logs queued for deletion (jobs.retention.drain)."""
-    app.send_task(DELETE_LOGS)
+def purge_logs(purge_id: int) -> None:
+    """Asks a worker to delete the run logs that LogPurge `purge_id` names (jobs.running.purge)."""
+    app.send_task(PURGE_LOGS, args=[purge_id])

@@ -216,6 +216,10 @@ class JobHistory(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Set when a BUFFER_ONE slot was parked to wait for the job's running run.
     buffered_at = models.DateTimeField(null=True, blank=True)
+    # The Celery task that ran (or skipped, or recorded) this run: its result (django-celery-results' TaskResult,
+    # kept CELERY_RESULT_EXPIRES) has the task's state, worker, times and a crash's traceback. None for rows the
+    # sweeper or beat recorded, and for queued runs until a worker takes them.
+    task_id = models.CharField(max_length=255, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=now)
 
     class Meta:
@@ -280,3 +284,21 @@ class LogDeletion(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class LogPurge(models.Model):
+    """A storage folder of run logs to empty: a deleted job's (or instance's). Written in the deleting transaction,
+    so that a purge is never lost; jobs.purge_logs empties the folder after commit and deletes the row. A failed
+    purge (storage unavailable) stays, and the sweeper sends it again when next_attempt_at comes."""
+
+    folder = models.CharField(max_length=500)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, null=True, blank=True)
+    next_attempt_at = models.DateTimeField(default=now)
+    created_at = models.DateTimeField(default=now)
+
+    class Meta:
+        indexes = [models.Index(fields=["next_attempt_at"], name="log_purge_due")]
+
+    def __str__(self) -> str:
+        return f"Log purge #{self.pk} of {self.folder}"

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -107,30 +107,6 @@ def _prune_job(job_id: int, cutoff: datetime, now: datetime, dry_run: bool) -> t
             LogDeletion.objects.bulk_create([LogDeletion(path=path, next_attempt_at=now) for path in paths])
             JobHistory.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
         runs, logs = runs + len(batch), logs + len(paths)
-
-
-def queue_job_logs(job_id: int) -> int:
-    """Queues the logs of all of a job's runs for deletion; called in the transaction that deletes the job."""
-    return _queue_logs("job_id", job_id)
-
-
-def queue_instance_logs(instance_id: int) -> int:
-    """Queues the logs of all of an instance's runs; called in the transaction that deletes the instance."""
-    return _queue_logs("instance_id", instance_id)
-
-
-def _queue_logs(column: str, value: int) -> int:
-    table, queue = JobHistory._meta.db_table, LogDeletion._meta.db_table
-    at = timezone.now()
-    # One INSERT ... SELECT: a job with a million runs queues its logs without loading them.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {queue} (path, created_at, attempts, next_attempt_at, last_error) "
-            f"SELECT log_path, %s, 0, %s, '' FROM {table} WHERE {column} = %s AND log_path IS NOT NULL "
-            "AND log_path <> ''",
-            [at, at, value],
-        )
-        return cursor.rowcount
 
 
 def drain(now: datetime | None = None, limit: int | None = None) -> tuple[int, int]:

@@ -11,15 +11,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from configs.crypto import fernet
-from jobs import dispatch, retention, rules
+from jobs import dispatch, rules
 from jobs.models import JobHistory, RunStatus, RunTrigger, ScheduledJob
 from jobs.rules import POLICY_FIELDS, UNSET, Problems
+from jobs.running import purge
 from jobs.running.locks import request_cancel
 from jobs.scheduling.reconcile import schedule_after_commit, unschedule_after_commit
 from jobs.secret_args import check_keeps, editable_workflow, seal_workflow
 from jobs.workflow import validate_workflow
 from pointscene.core import errors
 from pointscene.core.models import Instance, Resource
+from pointscene.core.storage import instance_log_folder, job_log_folder
 
 log = logging.getLogger(__name__)
 
@@ -204,13 +206,11 @@ def save_job(job: ScheduledJob) -> ScheduledJob:
 
 @transaction.atomic
 def delete_job(job: ScheduledJob) -> None:
-    """Deletes the job, its schedule entry, its history and (after commit, retried until storage agrees) its logs."""
-    job_id = job.pk
-    queued = retention.queue_job_logs(job_id)
+    """Deletes the job, its schedule entry, its history and, after commit, its runs' logs from storage."""
+    job_id, instance_id = job.pk, job.instance_id
     job.delete()
     schedule_after_commit(job_id)
-    if queued:
-        transaction.on_commit(dispatch.delete_logs)
+    purge.schedule(job_log_folder(instance_id, job_id))
 
 
 @transaction.atomic
@@ -242,13 +242,12 @@ def cancel_run(run: JobHistory) -> JobHistory:
 
 @transaction.atomic
 def delete_instance(instance: Instance) -> None:
-    """Deletes an instance with everything in it, its jobs' schedule entries included."""
+    """Deletes an instance with everything in it, its jobs' schedule entries and (after commit) run logs included."""
     job_ids = list(instance.jobs.values_list("pk", flat=True))
-    queued = retention.queue_instance_logs(instance.pk)
+    instance_id = instance.pk
     instance.delete()
     unschedule_after_commit(job_ids)
-    if queued:
-        transaction.on_commit(dispatch.delete_logs)
+    purge.schedule(instance_log_folder(instance_id))
 
 
 def create_instance(name: str) -> Instance:

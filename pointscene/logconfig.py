@@ -34,6 +34,9 @@ _PATTERNS = [
     ),
     # scheme://user:password@host
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1***@"),
+    # A signed log link, /logs/<token>: it opens the log without a bearer token. Request lines, "Not Found: <path>",
+    # URLs. Tokens are Django signed values, "<payload>:<time>:<signature>", and a client may send ":" as %3A.
+    (re.compile(r"(/logs/)(?=[^\s\"'<>?#&/]*(?::|%3[aA]))[^\s\"'<>?#&/]+"), r"\1***"),
 ]
 
 
@@ -84,6 +87,10 @@ class ContextFilter(logging.Filter):
         return True
 
 
+# Fields JsonLines writes itself: the message and traceback are scrubbed already, the rest are ours.
+_KEPT_AS_IS = frozenset({"message", "exc_info", "time", "level", "logger", *CONTEXT_FIELDS})
+
+
 class JsonLines(JsonFormatter):
     """{"time", "level", "logger", "message", ids..., "exc_info"} with the ids left out when unknown."""
 
@@ -97,6 +104,12 @@ class JsonLines(JsonFormatter):
 
     def add_fields(self, log_record: dict, record: logging.LogRecord, message_dict: dict) -> None:
         super().add_fields(log_record, record, message_dict)
+        # Django passes the request object along (django.request, django.server): its text is the request line
+        # again, or a socket's addresses. Other extras are scrubbed like the message.
+        log_record.pop("request", None)
+        for name, value in log_record.items():
+            if name not in _KEPT_AS_IS and not isinstance(value, int | float | bool | type(None)):
+                log_record[name] = redact(value if isinstance(value, str) else str(value))
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is None:
@@ -130,12 +143,26 @@ def config(level: str, fmt: str) -> dict:
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            # Django's own handlers (DEFAULT_LOGGING: a console one when DEBUG, runserver's access lines) would
+            # print past the filter: a request line or "Not Found: /logs/<token>" as it came. Everything goes
+            # through ours instead.
+            "django": {"handlers": [], "propagate": True},
+            "django.server": {"handlers": [], "level": "INFO", "propagate": True},
             # graphql-core logs every resolver exception with its traceback; ours become coded errors instead.
             "graphql.execution.utils": {"level": "CRITICAL"},
             # The ACC bridge reports APS failures through the run's step; WsgiDAV's own tracebacks add nothing.
             "wsgidav": {"level": "CRITICAL"},
         },
     }
+
+
+def scrub_server_logs() -> None:
+    """Filters gunicorn's access and error lines like ours (its handlers and format stay its own): an access line
+    holds the request line, a signed log link included. For the WSGI module, which gunicorn's workers import."""
+    for name in ("gunicorn.access", "gunicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ContextFilter) for f in logger.filters):
+            logger.addFilter(ContextFilter())
 
 
 class RequestIdMiddleware:

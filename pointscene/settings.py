@@ -75,8 +75,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "pointscene.logconfig.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Serves the admin's static files under gunicorn, with no reverse proxy needed.
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Serves the admin's static files under gunicorn, with no reverse proxy needed (pointscene/static.py).
+    "pointscene.static.StaticFiles",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Token endpoint and admin login limits, before CSRF checks and password hashing (pointscene/ratelimit.py).
@@ -224,8 +224,14 @@ OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 # --- Redis, Celery, RedBeat
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
-CELERY_RESULT_BACKEND = "django-db"
-CELERY_RESULT_EXTENDED = False
+# Task results in the database (django-celery-results' tables, shown in the admin): the run tasks store theirs,
+# and each run's admin page links to it. pointscene/results.py redacts a crash's text before storing it. Extended
+# results keep the worker, the task's arguments (ids) and the traceback, which the plain ones drop.
+CELERY_RESULT_BACKEND = "pointscene.results.RedactedDatabaseBackend"
+CELERY_RESULT_EXTENDED = True
+# Results older than this are deleted by celery.backend_cleanup, which beat (RedBeat too) schedules daily at 04:00
+# UTC whenever this is set; 0 keeps them forever.
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES_SECONDS", 14 * 24 * 3600) or None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -289,6 +295,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(JOBS_PRUNE_SECONDS)},
     },
 }
+# A deleted job's run logs are deleted from storage after commit (jobs.running.purge); when storage fails, the
+# purge is tried again after this many seconds, doubling each time (at most an hour).
+JOBS_LOG_PURGE_RETRY_SECONDS = env_int("JOBS_LOG_PURGE_RETRY_SECONDS", 60)
 JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)
 # Life of a signedLogUrl in seconds: minutes, since the link itself is the credential (it names its holder too).

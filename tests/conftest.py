@@ -9,4 +9,6 @@ pytest_plugins = [
     "tests.fixtures.runs",
     "tests.fixtures.canary",
     "tests.fixtures.dns",
+    "tests.fixtures.servers",
+    "tests.fixtures.s3",
 ]

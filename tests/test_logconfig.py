@@ -112,3 +112,67 @@ def test_the_text_format_keeps_the_ids(settings):
         logconfig.ContextFilter().filter(record)
 
     assert logconfig.TextLines("%(levelname)s %(message)s").format(record) == "INFO hello [run_id=9]"
+
+
+TOKEN = ".eJyrVipSslIyVNJRygAyDZV0lEqUrIxqAQBn0gcH:1uXYZq:Sg7xQ2k1JmRy0Y3yQn5cR3b9M8Jt3xZcZpW1bqQvC0E"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f'"GET /logs/{TOKEN} HTTP/1.1" 200 42',
+        f'"GET /logs/{TOKEN.replace(":", "%3A")} HTTP/1.1" 200 42',
+        f'"GET /logs/{TOKEN.replace(":", "%3a")}?download=1 HTTP/1.1" 200 42',
+        f"Not Found: /logs/{TOKEN}",
+        f"<WSGIRequest: GET '/logs/{TOKEN}'>",
+        f"link https://jobs.example.com/prefix/logs/{TOKEN} sent",
+    ],
+)
+def test_it_masks_the_token_of_a_signed_log_link(text):
+    cleaned = logconfig.redact(text)
+
+    assert "/logs/***" in cleaned
+    assert "1uXYZq" not in cleaned
+    assert "eJyrVipSslIyVNJRygAyDZV0lEqUrIxqAQBn0gcH" not in cleaned
+
+
+def test_it_leaves_other_paths_under_a_logs_folder_alone():
+    text = "synced /data/logs/2025-01-01.txt and /logs/app.log"
+
+    assert logconfig.redact(text) == text
+
+
+def test_json_lines_scrub_extra_fields_and_leave_out_the_request_object(lines):
+    class Request:
+        def __str__(self) -> str:
+            return f"<WSGIRequest: GET '/logs/{TOKEN}'>"
+
+    logging.getLogger("tests.logconfig").warning(
+        "Not Found: %s", f"/logs/{TOKEN}", extra={"request": Request(), "path": f"/logs/{TOKEN}", "status_code": 404}
+    )
+
+    (line,) = lines()
+    assert line["message"] == "Not Found: /logs/***"
+    assert line["path"] == "/logs/***"
+    assert line["status_code"] == 404
+    assert "request" not in line
+    assert TOKEN not in json.dumps(line)
+
+
+def test_gunicorns_access_lines_are_scrubbed_by_the_filter_the_wsgi_module_installs():
+    # pointscene/wsgi.py calls it in gunicorn's workers; tests/security/test_log_link_redaction.py runs gunicorn.
+    logconfig.scrub_server_logs()
+
+    access = logging.getLogger("gunicorn.access")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # gunicorn's own handler: its format, no filter of ours
+    access.addHandler(handler)
+    access.propagate, was_propagating = False, access.propagate
+    access.setLevel(logging.INFO)
+    try:
+        # As gunicorn.glogging.Logger.access logs: its format, and the atoms as one dict.
+        access.info('%(h)s "%(r)s" %(s)s', {"h": "127.0.0.1", "r": f"GET /logs/{TOKEN} HTTP/1.1", "s": "200"})
+    finally:
+        access.removeHandler(handler)
+        access.propagate = was_propagating
+    assert stream.getvalue() == '127.0.0.1 "GET /logs/*** HTTP/1.1" 200\n'

@@ -30,6 +30,7 @@ from jobs.admin.display import (
 )
 from jobs.admin.filters import InstanceFilter, JobFilter
 from jobs.admin.site import site
+from jobs.admin.task_results import task_result_link
 from jobs.models import JobHistory, RunStatus
 from jobs.running.logs import signed_log_url
 
@@ -104,7 +105,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
     change_form_template = "admin/jobs/jobhistory/change_form.html"
     change_list_template = "admin/jobs/change_list_with_dashboard.html"
     fieldsets = (
-        (None, {"fields": ("job_link", "instance", "status_badge", "trigger", "worker", "error")}),
+        (None, {"fields": ("job_link", "instance", "status_badge", "trigger", "worker", "celery_task", "error")}),
         ("Timings", {"fields": ("timings",)}),
         ("Progress", {"fields": ("progress_panel",)}),
         ("Steps", {"fields": ("steps_table",)}),
@@ -116,6 +117,7 @@ class JobHistoryAdmin(admin.ModelAdmin):
         "status_badge",
         "trigger",
         "worker",
+        "celery_task",
         "error",
         "timings",
         "steps_table",
@@ -173,6 +175,10 @@ class JobHistoryAdmin(admin.ModelAdmin):
     @admin.display(description="log")
     def log(self, run: JobHistory):
         return log_link(run)
+
+    @admin.display(description="Celery task")
+    def celery_task(self, run: JobHistory):
+        return task_result_link(run)
 
     @admin.display(description="timings")
     def timings(self, run: JobHistory):

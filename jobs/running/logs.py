@@ -5,6 +5,7 @@ the holder it was issued to, and a MAC of both made with the run's own random `l
 nothing, a link names one holder, and the download checks that holder may still read the run's instance.
 """
 
+import logging
 import os
 import re
 import tempfile
@@ -24,6 +25,8 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from jobs.models import JobHistory
 from pointscene.core.access import Principal, linked_instance_ids
+
+log = logging.getLogger(__name__)
 
 SALT = "pointscene.jobs.run-log.v2"
 # Who a link was issued to: an OAuth application ("a<id>"), a user of a password-grant token ("u<id>"), or the
@@ -89,6 +92,17 @@ def _replace(path: str, content: bytes) -> str:
     if default_storage.exists(path) and not getattr(default_storage, "file_overwrite", False):
         default_storage.delete(path)
     return default_storage.save(path, ContentFile(content, name=path))
+
+
+def discard_log(path: str | None) -> None:
+    """Deletes a log stored for a run whose row is gone (its job was deleted meanwhile); trouble is only logged, the
+    file is an orphan either way."""
+    if not path:
+        return
+    try:
+        default_storage.delete(path)
+    except Exception:
+        log.warning("could not delete the log %s of a deleted run", path, exc_info=True)
 
 
 @dataclass(frozen=True)

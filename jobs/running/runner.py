@@ -19,7 +19,7 @@ from jobs.models import JobHistory, OverlapPolicy, RunStatus, RunTrigger, Schedu
 from jobs.ops import metrics
 from jobs.running import engine, outcome
 from jobs.running.locks import RunLock
-from jobs.running.logs import RunLog
+from jobs.running.logs import RunLog, discard_log
 from jobs.running.watch import Watch
 from jobs.scheduling.slots import JobSchedule
 from pointscene.core.storage import run_log_path
@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 DB_RETRY_SECONDS = 60
 
 
-def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = None) -> int | None:
-    """Runs the job for schedule slot `slot` unless that slot already has a run. Returns the run's id."""
+def run_scheduled(
+    job_id: int, slot: datetime, published_at: datetime | None = None, task_id: str | None = None
+) -> int | None:
+    """Runs the job for schedule slot `slot` unless that slot already has a run. Returns the run's id.
+
+    `task_id`: the Celery task doing this, recorded on the run (its result is the run's task result)."""
     job = ScheduledJob.objects.filter(pk=job_id).first()
     if job is None or not job.active:
         log.info("job %s: slot %s dropped (job deleted or paused)", job_id, slot)
@@ -50,6 +54,7 @@ def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = N
                 trigger=RunTrigger.SCHEDULE,
                 scheduled_for=slot,
                 published_at=published_at,
+                task_id=task_id,
                 **({"status": RunStatus.MISSED, "error": missed, "finished_at": now} if missed else {}),
             )
     except IntegrityError:
@@ -65,12 +70,19 @@ def run_scheduled(job_id: int, slot: datetime, published_at: datetime | None = N
     return run.pk
 
 
-def run_queued(run_id: int) -> None:
+def run_queued(run_id: int, task_id: str | None = None) -> int | None:
     """Runs a queued run (runScheduledJob, or a BUFFER_ONE slot whose turn came), unless it was cancelled or
-    already taken meanwhile."""
+    already taken meanwhile. Returns its id if it was still queued.
+
+    `task_id`: the Celery task doing this; the run records it once it starts (or is skipped) here."""
     run = JobHistory.objects.select_related("job").filter(pk=run_id, status=RunStatus.QUEUED).first()
-    if run is not None:
-        execute(run, run.job)
+    if run is None:
+        return None
+    # Several messages may name a queued run (a parked slot, a sweeper re-send): the one that ends up running it
+    # (or skipping it) is its task.
+    run.task_id = task_id or run.task_id
+    execute(run, run.job)
+    return run.pk
 
 
 def execute(run: JobHistory, job: ScheduledJob) -> None:
@@ -149,7 +161,7 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
     # Only a queued run starts: a run cancelled while queued stays cancelled.
     claimed = db_retry(
         lambda: JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=started, worker=worker, heartbeat_at=started
+            status=RunStatus.RUNNING, started_at=started, worker=worker, heartbeat_at=started, task_id=run.task_id
         ),
         "claim the run",
     )
@@ -207,7 +219,12 @@ def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = N
     fields = {"status": status, "finished_at": datetime.now(UTC), "error": error, "log_path": stored}
     if steps is not None:
         fields["steps"] = steps
-    db_retry(lambda: JobHistory.objects.filter(pk=run.pk).update(**fields), "record the outcome")
+    if run.task_id:
+        fields["task_id"] = run.task_id
+    recorded = db_retry(lambda: JobHistory.objects.filter(pk=run.pk).update(**fields), "record the outcome")
+    if not recorded:
+        # The job was deleted while this run went: its log purge (jobs.running.purge) may have looked already.
+        discard_log(stored)
     metrics.record_end(status, run.trigger, run.started_at, fields["finished_at"], steps)
     log.info("run ended: %s%s", status.lower(), f" ({error})" if error else "")
     db_retry(lambda: outcome.run_ended(run.job_id, run.pk, status), "count failures")

@@ -7,6 +7,7 @@
   message after beat published it. A slot with no run row once its grace has passed is recorded MISSED, or sent
   again when the job's catch-up window still wants it run.
 - Queued runs nobody started: a BUFFER_ONE slot whose hand-over was lost, a manual run whose message was lost.
+- Log purges of deleted jobs that failed (storage unavailable) or whose message was lost: sent again when due.
 
 Every action is conditional or idempotent (the unique (job, slot) key, status-guarded updates), so two sweeps at
 once, or a sweep racing a late worker, record nothing twice.
@@ -22,8 +23,8 @@ from django.db.models.functions import Coalesce
 from jobs import dispatch
 from jobs.models import JobHistory, RunStatus, ScheduledJob
 from jobs.ops import metrics
-from jobs.running import engine, outcome
-from jobs.running.logs import RunLog
+from jobs.running import engine, outcome, purge
+from jobs.running.logs import RunLog, discard_log
 from jobs.scheduling.slots import JobSchedule
 from pointscene.core.connections import redis_client
 from pointscene.core.storage import run_log_path
@@ -40,6 +41,7 @@ def sweep(now: datetime | None = None) -> dict[str, int]:
     done = {
         "lost": end_lost_runs(now),
         "requeued": restart_queued_runs(now),
+        "purges": purge.resend_due(now),
     }
     done.update(audit_slots(now))
     if any(done.values()):
@@ -67,6 +69,8 @@ def end_lost_runs(now: datetime) -> int:
             status=RunStatus.FAILED, finished_at=now, error=error, steps=steps, log_path=path
         )
         if not changed:
+            if path != run.log_path and not JobHistory.objects.filter(pk=run.pk).exists():
+                discard_log(path)  # the job was deleted meanwhile: its log purge may have looked already
             continue
         ended += 1
         log.warning("run %s of job %s: %s", run.pk, run.job_id, error)

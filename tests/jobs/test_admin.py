@@ -28,6 +28,8 @@ ADMIN_PAGES = [
     "/admin/core/apiclient/",
     "/admin/jobs/scheduledjob/",
     "/admin/jobs/jobhistory/",
+    "/admin/jobs/logpurge/",
+    "/admin/django_celery_results/taskresult/",
     "/admin/configs/remoteconfig/",
 ]
 

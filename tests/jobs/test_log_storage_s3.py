@@ -1,55 +1,16 @@
 """Run logs in an S3 bucket (django-storages), against moto's S3 server on loopback speaking the S3 protocol."""
 
-import boto3
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
-from moto.server import ThreadedMotoServer
 
 from jobs.models import FrequencyType, JobHistory, RunStatus
 from jobs.running import runner
 from jobs.running.logs import RunLog, signed_log_url
 from jobs.services import create_job
-from tests.environment import free_port
+from tests.fixtures.s3 import BUCKET
 
 pytestmark = pytest.mark.usefixtures("clean_redis")
-
-BUCKET = "pointscene-logs"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_storage(settings, s3_endpoint):
-    credentials = {"aws_access_key_id": "test-key", "aws_secret_access_key": "test-secret"}
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **credentials)
-    s3.create_bucket(Bucket=BUCKET)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": BUCKET,
-                "endpoint_url": s3_endpoint,
-                "region_name": "us-east-1",
-                "access_key": credentials["aws_access_key_id"],
-                "secret_key": credentials["aws_secret_access_key"],
-                "default_acl": None,
-                "file_overwrite": True,
-            },
-        },
-    }
-    yield s3
-    for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        s3.delete_object(Bucket=BUCKET, Key=item["Key"])
-    s3.delete_bucket(Bucket=BUCKET)
 
 
 def test_it_writes_run_logs_to_the_bucket_and_serves_them_by_signed_link(s3_storage, instance, resource, client):

@@ -530,14 +530,16 @@ def test_beat_puts_its_own_entries_back_after_a_flush(settings):
     beat = JobsScheduler(app, lazy=True)
     beat.lock_key = None
     beat.setup_schedule()
-    sweep_key = f"{app.redbeat_conf.key_prefix}jobs-sweep"
-    assert beat_redis().exists(sweep_key)
+    # The sweep, and Celery's daily cleanup of expired task results.
+    keys = [f"{app.redbeat_conf.key_prefix}jobs-sweep", f"{app.redbeat_conf.key_prefix}celery.backend_cleanup"]
+    assert all(beat_redis().exists(key) for key in keys)
     beat_redis().flushdb()
 
     beat._reconcile(force=False)
 
-    assert beat_redis().exists(sweep_key)
-    assert beat_redis().zscore(app.redbeat_conf.schedule_key, sweep_key) is not None
+    for key in keys:
+        assert beat_redis().exists(key)
+        assert beat_redis().zscore(app.redbeat_conf.schedule_key, key) is not None
 
 
 def test_beat_keeps_ticking_while_redis_is_down_and_fires_once_it_is_back(instance, http_server):

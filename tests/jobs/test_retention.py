@@ -1,5 +1,5 @@
-"""History retention (jobs.retention): old runs deleted with their logs, per instance, never a job's last runs, logs
-of deleted jobs and instances deleted too, storage failures retried with nothing left dangling, dry runs harmless."""
+"""History retention (jobs.retention): old runs deleted with their logs, per instance, never a job's last runs,
+storage failures retried with nothing left dangling, dry runs harmless. (Deleted jobs: tests/jobs/test_log_purge.py.)"""
 
 import json
 from datetime import timedelta
@@ -146,28 +146,6 @@ def test_a_storage_failure_keeps_the_log_queued_and_a_later_prune_deletes_it(job
     assert retention.drain(now=NOW) == (0, 0)  # not due yet: it waits before trying again
     assert retention.drain(now=NOW + timedelta(minutes=2)) == (1, 0)
     assert not default_storage.exists(old[1].log_path)
-    assert LogDeletion.objects.count() == 0
-
-
-def test_deleting_a_job_deletes_its_logs_after_commit(job, django_capture_on_commit_callbacks):
-    runs = add_runs(job, [2, 1])
-
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.delete_job(job)
-
-    assert LogDeletion.objects.count() == 2  # queued with the delete, in its transaction
-    assert callbacks  # the deletion is handed to a worker only once the job's delete has committed
-    assert retention.drain() == (2, 0)
-    assert not any(default_storage.exists(r.log_path) for r in runs)
-
-
-def test_deleting_an_instance_deletes_the_logs_of_all_its_jobs(job, instance):
-    runs = add_runs(job, [2, 1])
-
-    services.delete_instance(instance)
-    retention.drain()
-
-    assert not any(default_storage.exists(r.log_path) for r in runs)
     assert LogDeletion.objects.count() == 0
 
 

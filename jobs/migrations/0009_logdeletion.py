@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0007_tenancy_moves_to_core'),
+        ('jobs', '0008_run_task_id_and_log_purges'),
     ]
 
     operations = [
