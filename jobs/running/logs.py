@@ -55,24 +55,23 @@ class RunLog:
 
     def save(self, path: str) -> str:
         """The whole log, stored at `path` (replacing what was stored so far)."""
-        with self._lock:
-            self._file.flush()
-            self._file.seek(0)
-            content, self._stored = self._file.read(), self._written
-            self._file.seek(0, 2)
-        return _replace(path, content)
+        return _replace(path, self._snapshot())
 
     def save_so_far(self, path: str) -> str | None:
         """What the log holds now, stored at `path` if it grew since the last store; None when it did not. The copy
         is taken under the lock and stored outside it, so steps keep logging while a slow storage writes."""
+        content = self._snapshot(only_if_grown=True)
+        return None if content is None else _replace(path, content)
+
+    def _snapshot(self, only_if_grown: bool = False) -> bytes | None:
         with self._lock:
-            if self._written == self._stored:
+            if only_if_grown and self._written == self._stored:
                 return None
             self._file.flush()
             self._file.seek(0)
             content, self._stored = self._file.read(), self._written
             self._file.seek(0, 2)
-        return _replace(path, content)
+            return content
 
     def close(self) -> None:
         self._file.close()

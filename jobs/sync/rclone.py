@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from configs import rclone, remotes
+from configs import rclone
 from configs.runtime import RemoteNotRunnable, RunRemotes
 from jobs.steps import RunCancelled, StepContext, StepFailed, StepResult
 from jobs.sync.session import rclone_session, run_rclone
@@ -80,7 +80,7 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
 
         exit_code = run_rclone(ctx, command, session.env, log_line)
         acc_errors = [error for bridge in session.bridges.values() for error in bridge.project.errors]
-        redact, refused = session.redact, session.proxy.refused
+        redact, refusals = session.redact, session.refusals()
 
     counters = {ours: int(stats.get(theirs, 0)) for theirs, ours in _STATS_KEYS.items()}
     counters["exitCode"] = exit_code
@@ -97,9 +97,7 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         message = f"rclone exited with code {exit_code}: {meaning}" + (
             f"; last error: {last_error}" if last_error else ""
         )
-        if refused:
-            # rclone's own words for a refused connection vary by backend; this says why and names the switch.
-            message += f"; {refused} connection(s) refused: {remotes.DESTINATION_NOT_ALLOWED}"
+        message += refusals
         raise StepFailed(message, retryable=retryable, counters=counters)
     if spec.state_dir is not None:
         (spec.state_dir / "initialised").touch()

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from configs import rclone, remotes
+from configs import rclone
 from configs.checks import CHECK_SECONDS, RemoteCheck
 from configs.models import RemoteConfig
 from configs.runtime import RemoteNotRunnable, RunRemotes
@@ -67,7 +67,7 @@ def _check(resource_id: int, name: str) -> RemoteCheck:
         finally:
             timer.cancel()
         acc_errors = [f"ACC: {e}" for bridge in session.bridges.values() for e in bridge.project.errors]
-        redact, refused, timed_out = session.redact, session.proxy.refused, ctx.cancelled.is_set()
+        redact, refusals, timed_out = session.redact, session.refusals(), ctx.cancelled.is_set()
 
     if exit_code == 0:
         return RemoteCheck(True, f"ok: {entries} entries at the top of {name}:", entries)
@@ -76,9 +76,7 @@ def _check(resource_id: int, name: str) -> RemoteCheck:
     meaning, _ = EXIT_CODES.get(exit_code, ("unknown exit code", False))
     detail = (acc_errors or errors or [""])[-1]
     message = f"rclone exited with code {exit_code}: {meaning}" + (f"; {redact(detail)}" if detail else "")
-    if refused:
-        message += f"; {refused} connection(s) refused: {remotes.DESTINATION_NOT_ALLOWED}"
-    return RemoteCheck(False, message)
+    return RemoteCheck(False, message + refusals)
 
 
 def _log_entry(line: str) -> dict | None:

@@ -59,6 +59,12 @@ class RcloneSession:
     proxy: EgressProxy
     bridges: dict[str, Bridge]
 
+    def refusals(self) -> str:
+        """What to add to a failure when the proxy refused connections: rclone's own words for one vary by backend,
+        this says why and names the switch (the same text whatever was refused)."""
+        refused = self.proxy.refused
+        return f"; {refused} connection(s) refused: {remotes.DESTINATION_NOT_ALLOWED}" if refused else ""
+
     def flags(self) -> list[str]:
         """What every rclone command of the session carries: its config, no prompt, its cache, its proxy."""
         return config_flags(self.config_path, self.workdir) + ["--http-proxy", self.proxy.url]
