@@ -92,6 +92,15 @@ class ScheduledJob(models.Model):
         return self.name or f"Job #{self.pk}"
 
     @property
+    def runs_one_at_a_time(self) -> bool:
+        """Whether a run takes the job's run lock: under every overlap policy but ALLOW, and always when a step is a
+        bisync, whose listings carry from one run to the next (jobs.sync.state), so two runs must never interleave."""
+        if self.overlap_policy != OverlapPolicy.ALLOW:
+            return True
+        tasks = self.workflow.get("tasks") if isinstance(self.workflow, dict) else None
+        return any(isinstance(t, dict) and (t.get("args") or {}).get("mode") == "bisync" for t in tasks or [])
+
+    @property
     def schedule_description(self) -> str:
         return describe(self.frequency_type, self.cron_expression, self.interval_minutes, self.timezone)
 
@@ -302,3 +311,23 @@ class LogPurge(models.Model):
 
     def __str__(self) -> str:
         return f"Log purge #{self.pk} of {self.folder}"
+
+
+class BisyncListings(models.Model):
+    """What rclone bisync keeps between runs of one step of a job (its --workdir: the listings of both sides), stored
+    with the job so that any worker can run the next one without a --resync (jobs.sync.state). Deleted with the job."""
+
+    job = models.ForeignKey(ScheduledJob, on_delete=models.CASCADE, related_name="+")
+    # The step's task name, hashed (task names are a tenant's free text).
+    task = models.CharField(max_length=16)
+    # rclone's --workdir as a gzipped tar, written back whenever a bisync step ends.
+    archive = models.BinaryField()
+    stored_by_run = models.BigIntegerField(help_text="The run whose step stored these listings last.")
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "task"], name="bisync_listings_one_per_step")]
+        verbose_name_plural = "bisync listings"
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}, task {self.task}"

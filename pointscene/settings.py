@@ -350,8 +350,6 @@ APS_BASE_URL = env_str("APS_BASE_URL", "https://developer.api.autodesk.com")
 APS_CLIENT_ID = env_str("APS_CLIENT_ID", "")
 APS_CLIENT_SECRET = env_str("APS_CLIENT_SECRET", "")
 APS_UPLOAD_PART_BYTES = env_int("APS_UPLOAD_PART_BYTES", 100 * 1024 * 1024)
-# What workers keep between runs on their own disk (bisync's listings). Lost state costs a --resync, no data.
-JOBS_STATE_DIR = env_str("JOBS_STATE_DIR", str(VAR_DIR / "state"))
 
 # --- Rate limits (issue 12: accounts and tokens; pointscene/ratelimit.py). Fixed windows counted in Redis by
 # django-ratelimit; "count/period" (s, m, h, d; "20/5m"), empty disables one. Over a limit: 429 + Retry-After.

@@ -1,4 +1,5 @@
-"""The operator console: jobs, runs, log purges, instances, resources, API clients and users in Django's admin.
+"""The operator console: jobs, runs, log purges, bisync listings, instances, resources, API clients and users in
+Django's admin.
 
 site.py is the admin site (admin.site, through pointscene.apps.OperatorAdminConfig) with the dashboard
 (dashboard.py); display.py, filters.py and queries.py are what the pages share; each other module is one model's
@@ -6,6 +7,6 @@ admin, registered on the site when Django imports this package. Instances, resou
 models, but their admins live here: deleting an instance goes through jobs.services.
 """
 
-from jobs.admin import clients, instances, jobs, purges, resources, runs, users
+from jobs.admin import clients, instances, jobs, listings, purges, resources, runs, users
 
-__all__ = ["clients", "instances", "jobs", "purges", "resources", "runs", "users"]
+__all__ = ["clients", "instances", "jobs", "listings", "purges", "resources", "runs", "users"]

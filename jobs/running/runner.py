@@ -92,8 +92,8 @@ def execute(run: JobHistory, job: ScheduledJob) -> None:
 
 def _execute(run: JobHistory, job: ScheduledJob) -> None:
     run_log = RunLog()
-    # ALLOW runs side by side: no lock, so nothing to skip or wait for.
-    lock = None if job.overlap_policy == OverlapPolicy.ALLOW else RunLock(job.pk)
+    # ALLOW runs side by side (unless a bisync step forbids it): no lock, so nothing to skip or wait for.
+    lock = RunLock(job.pk) if job.runs_one_at_a_time else None
     try:
         if lock is not None and not lock.acquire():
             if run.buffered_at is not None:

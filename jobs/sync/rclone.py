@@ -15,6 +15,7 @@ from configs import rclone
 from configs.runtime import RemoteNotRunnable, RunRemotes
 from jobs.steps import RunCancelled, StepContext, StepFailed, StepResult
 from jobs.sync.session import rclone_session, run_rclone
+from jobs.sync.state import INITIALISED
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class SyncSpec:
     transfers: int | None = None
     checkers: int | None = None
     verbose: bool = False
-    # Where bisync keeps its listings between runs (None: not bisync).
+    # bisync's --workdir, filled with the job's stored listings (jobs.sync.state; None: not bisync).
     state_dir: Path | None = None
 
 
@@ -71,7 +72,7 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         command = step_command(spec, session.flags())
         ctx.log(f"rclone {spec.mode} {spec.source} -> {spec.destination}" + (" (dry run)" if spec.dry_run else ""))
         if "--resync" in command:
-            ctx.log("bisync has no listings from an earlier run on this worker: --resync merges both sides")
+            ctx.log("bisync has no listings stored by an earlier successful run: --resync merges both sides")
         def log_line(line: str) -> None:
             text = format_line(line, stats)
             ctx.log(session.redact(text))
@@ -100,7 +101,7 @@ def run_sync(ctx: StepContext, spec: SyncSpec) -> StepResult:
         message += refusals
         raise StepFailed(message, retryable=retryable, counters=counters)
     if spec.state_dir is not None:
-        (spec.state_dir / "initialised").touch()
+        (spec.state_dir / INITIALISED).touch()
     return StepResult(outputs={"counters": counters}, counters=counters)
 
 
@@ -129,8 +130,8 @@ def step_command(spec: SyncSpec, flags: list[str]) -> list[str]:
     if spec.state_dir is not None:
         spec.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         command += ["--workdir", str(spec.state_dir), "--resilient", "--recover"]
-        if not (spec.state_dir / "initialised").exists():
-            # bisync's first run (or the first on this worker) builds its listings from both sides.
+        if not (spec.state_dir / INITIALISED).exists():
+            # bisync's first run (or the first after a failed first) builds its listings from both sides.
             command.append("--resync")
     return command
 

@@ -1,14 +1,13 @@
 """rclone.sync (and its older name sync.files): runs rclone from args.remotes[0] (source) to args.remotes[1]
 (destination) in one of MODES, with the resource's stored remotes (jobs.sync.rclone does the running)."""
 
-import hashlib
+import contextlib
 from pathlib import Path
-
-from django.conf import settings
 
 from configs.remotes import REMOTE_NAME
 from jobs.steps import StepContext, StepResult
 from jobs.sync.rclone import SyncSpec, run_sync
+from jobs.sync.state import bisync_workdir
 from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_bool, check_globs, check_int, check_resource
 from jobs.tasktypes.globs import as_list
@@ -58,11 +57,15 @@ def run(ctx: StepContext) -> StepResult:
     # A resource.input task feeding this one contributes its excludes (e.g. the service's own ".log/**").
     for output in ctx.inputs.values():
         exclude += [p for p in output.get("exclude") or [] if p not in exclude]
-    state_dir = None
-    if mode == "bisync":
-        task = hashlib.sha256(ctx.task_name.encode()).hexdigest()[:16]
-        state_dir = Path(settings.JOBS_STATE_DIR) / "bisync" / f"job-{ctx.job_id}" / task
-    spec = SyncSpec(
+    with contextlib.ExitStack() as stack:
+        state_dir = None
+        if mode == "bisync":
+            state_dir = stack.enter_context(bisync_workdir(ctx.run_id, ctx.job_id, ctx.task_name, ctx.log))
+        return run_sync(ctx, _spec(args, mode, exclude, state_dir))
+
+
+def _spec(args: dict, mode: str, exclude: list[str], state_dir: Path | None) -> SyncSpec:
+    return SyncSpec(
         resource_id=parse_id(args.get("resourceId", args.get("id"))),
         source=args["remotes"][0],
         destination=args["remotes"][1],
@@ -76,7 +79,6 @@ def run(ctx: StepContext) -> StepResult:
         verbose=bool(args.get("verbose")),
         state_dir=state_dir,
     )
-    return run_sync(ctx, spec)
 
 
 rclone_sync = register(TaskType(name="rclone.sync", check_args=check_args, run=run))

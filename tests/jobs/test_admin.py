@@ -13,7 +13,7 @@ from django.utils import timezone
 from configs.services import add_job_config
 from jobs import services
 from jobs.admin import jobs as jobs_admin
-from jobs.models import JobHistory, RunStatus, ScheduledJob
+from jobs.models import BisyncListings, JobHistory, RunStatus, ScheduledJob
 from jobs.running import sweeper
 from jobs.running.locks import cancel_requested
 from jobs.scheduling import reconcile
@@ -29,6 +29,7 @@ ADMIN_PAGES = [
     "/admin/jobs/scheduledjob/",
     "/admin/jobs/jobhistory/",
     "/admin/jobs/logpurge/",
+    "/admin/jobs/bisynclistings/",
     "/admin/django_celery_results/taskresult/",
     "/admin/configs/remoteconfig/",
 ]
@@ -50,6 +51,16 @@ def test_it_shows_every_admin_list(admin_client, job, url):
     JobHistory.objects.create(job=job, instance=job.instance)
 
     assert admin_client.get(url).status_code == 200
+
+
+def test_it_lists_bisync_listings_by_size_without_their_content(admin_client, job):
+    BisyncListings.objects.create(job=job, task="0123456789abcdef", archive=b"x" * 1234, stored_by_run=7)
+
+    page = admin_client.get("/admin/jobs/bisynclistings/").content.decode()
+
+    assert "0123456789abcdef" in page
+    assert ">1234<" in page
+    assert "xxxx" not in page
 
 
 def test_it_shows_a_job_page(admin_client, job):

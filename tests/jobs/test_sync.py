@@ -179,8 +179,7 @@ def test_it_syncs_from_sftp_with_the_password_obscured_for_rclone(instance, reso
     assert sftp_server.password not in log_of(result)
 
 
-def test_it_syncs_both_ways_with_bisync(instance, resource, src, webdav_server, settings, tmp_path):
-    settings.JOBS_STATE_DIR = str(tmp_path / "state")
+def test_it_syncs_both_ways_with_bisync(instance, resource, src, webdav_server):
     configs.add_job_config(resource, {"here": {"type": "local"}, "dav": webdav_server.remote()})
     (webdav_server.root / "shared").mkdir()
     job = make_job(instance, resource, f"here:{src}", "dav:shared", mode="bisync")
