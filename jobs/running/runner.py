@@ -11,6 +11,7 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 
+from celery import current_task
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 
@@ -155,9 +156,16 @@ def start_buffered(job_id: int) -> None:
         log.warning("run %s: could not hand on the waiting slot; the sweeper will", waiting, exc_info=True)
 
 
+def worker_name() -> str:
+    """Who runs this: the Celery node (its -n name, e.g. worker-b@host, which names the machine even where every
+    container's hostname looks alike) and the process; the host name when not run by a worker (tests, shells)."""
+    node = getattr(getattr(current_task, "request", None), "hostname", None) or socket.gethostname()
+    return f"{node}:{os.getpid()}"[:200]
+
+
 def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: RunLock | None) -> None:
     started = datetime.now(UTC)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_name()
     # Only a queued run starts: a run cancelled while queued stays cancelled.
     claimed = db_retry(
         lambda: JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
