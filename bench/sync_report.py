@@ -80,6 +80,17 @@ def render(results: list[Measurement], meta: dict) -> str:
         "file. Isolates what the job's flags cost rclone itself.",
         *(
             [
+                "- **job's command through the egress proxy, run directly** (`job-proxy`): the same, with the step's "
+                "egress proxy (`pointscene.core.egress.EgressProxy`, the worker's policy: every connection checked "
+                "after DNS, the bench server let through by the explicit `JOBS_EGRESS_ALLOW` allowance) in the "
+                "benchmark process and rclone's `--http-proxy` pointed at it: what the connect-time check in the "
+                "byte path costs, without Celery, Django or the database."
+            ]
+            if "job-proxy" in variants
+            else []
+        ),
+        *(
+            [
                 "- **job's command, log read like the worker** (`pipe`): the same, its output read through a pipe "
                 "line by line by the benchmark process exactly as `session.run_rclone` does (`format_line`, the "
                 "redactor, "

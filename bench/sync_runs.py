@@ -30,11 +30,12 @@ from bench.harness import (
 )
 from bench.sync_fixtures import Server, final_stats, stream_like_a_job, strip_log_flags, tree_size
 
-VARIANTS = ("bare", "job-cmd", "pipe", "pipe-batched", "job")
-DEFAULT_VARIANTS = "bare,job-cmd,job"
+VARIANTS = ("bare", "job-cmd", "job-proxy", "pipe", "pipe-batched", "job")
+DEFAULT_VARIANTS = "bare,job-cmd,job-proxy,job"
 LABELS = {
     "bare": "bare rclone",
     "job-cmd": "job's rclone command, run directly",
+    "job-proxy": "job's command through the egress proxy, run directly",
     "pipe": "job's command, log read like the worker",
     "pipe-batched": "job's command, log read in batches",
     "job": "scheduled job run (worker)",
@@ -166,7 +167,7 @@ class Bench:
         config = runs / "rclone.conf"
         rclone.write_encrypted_config(config, options, password)
         command, env = step_command(spec, config_flags(config, runs)), step_environment(runs, password)
-        if variant in ("job-cmd", "pipe", "pipe-batched"):
+        if variant in ("job-cmd", "job-proxy", "pipe", "pipe-batched"):
             return command, env
         plain = runs / "plain.conf"
         sections = (f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in o.items()) for name, o in options.items())
@@ -175,6 +176,21 @@ class Bench:
         command[command.index("--config") + 1] = str(plain)
         env.pop("RCLONE_CONFIG_PASS")
         return command, env
+
+    def run_proxied(self, command: list[str], env: dict, out_path: Path) -> int:
+        """The job's command through an egress proxy as a step builds it (jobs.sync.session), in this process: the
+        worker's policy, whose only private exception is the bench server (JOBS_EGRESS_ALLOW, prepare_service)."""
+        from jobs.ops.outbound import tenant_policy
+        from pointscene.core.egress import EgressProxy, proxy_environment
+
+        with EgressProxy(tenant_policy(allow_private=False)) as proxy, out_path.open("wb") as out:
+            proxied = command + ["--http-proxy", proxy.url]
+            code = subprocess.run(
+                proxied, env=env | proxy_environment(proxy), stdin=subprocess.DEVNULL, stdout=out, stderr=out
+            ).returncode
+            if proxy.refused:
+                raise RuntimeError(f"the egress proxy refused {proxy.refused} of the bench's connections")
+        return code
 
     # ------------------------------------------------------------------ one variant
 
@@ -203,6 +219,10 @@ class Bench:
             if variant.startswith("pipe"):
                 batch = self.args.batch_seconds if variant == "pipe-batched" else None
                 code, stats, lines, size = stream_like_a_job(command, env, self.sections, batch)
+            elif variant == "job-proxy":
+                code = self.run_proxied(command, env, out_path)
+                text = out_path.read_text(errors="replace")
+                stats, lines, size = final_stats(text), text.count("\n"), len(text.encode())
             else:
                 with out_path.open("wb") as out:
                     code = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out).returncode

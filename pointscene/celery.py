@@ -17,7 +17,8 @@ def _name_redbeat_settings(sender: Celery, **kwargs) -> None:
     conf.redbeat_redis_url = conf.get("CELERY_REDBEAT_REDIS_URL") or conf.broker_url
     conf.redbeat_key_prefix = conf.get("CELERY_REDBEAT_KEY_PREFIX") or "redbeat:"
     conf.redbeat_lock_timeout = conf.get("CELERY_REDBEAT_LOCK_TIMEOUT")
-    conf.redbeat_redis_options = {}
+    # Sentinel: where the sentinels are and the primary's name (pointscene/core/sentinel.py); {} for a plain URL.
+    conf.redbeat_redis_options = dict(conf.get("CELERY_REDBEAT_REDIS_OPTIONS") or {})
 
 
 @setup_logging.connect

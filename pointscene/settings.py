@@ -1,11 +1,13 @@
 """Settings of the scheduled-jobs service. Everything comes from the environment, with safe local defaults."""
 
+import os
 from pathlib import Path
 
 import dj_database_url
 
 from pointscene import logconfig
 from pointscene.core.egress import parse_allowances
+from pointscene.core.sentinel import SentinelUrl
 from pointscene.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 from pointscene.keys import load_config_keys, load_secret_key, load_secret_key_fallbacks
 
@@ -222,8 +224,16 @@ OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
 
 # --- Redis, Celery, RedBeat
+# redis://..., or Redis Sentinel: sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT...][/DB]?master=NAME
+# (pointscene/core/sentinel.py): the broker, RedBeat, the locks and the rate limits follow it through a failover.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+_BROKER = SentinelUrl.parse(env_str("CELERY_BROKER_URL", REDIS_URL))
+CELERY_BROKER_URL = _BROKER.broker_url() if _BROKER else env_str("CELERY_BROKER_URL", REDIS_URL)
+if _BROKER:
+    CELERY_BROKER_TRANSPORT = _BROKER.broker_transport()
+if _BROKER and "CELERY_BROKER_URL" in os.environ:
+    # Celery reads this variable itself, ahead of the setting: it must hold kombu's form too.
+    os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
 # Task results in the database (django-celery-results' tables, shown in the admin): the run tasks store theirs,
 # and each run's admin page links to it. pointscene/results.py redacts a crash's text before storing it. Extended
 # results keep the worker, the task's arguments (ids) and the traceback, which the plain ones drop.
@@ -248,7 +258,9 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "pointscene")
 CELERY_BEAT_SCHEDULER = "jobs.scheduling.beat.JobsScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
-CELERY_REDBEAT_REDIS_URL = env_str("REDBEAT_REDIS_URL", REDIS_URL)
+_REDBEAT = SentinelUrl.parse(env_str("REDBEAT_REDIS_URL", REDIS_URL))
+CELERY_REDBEAT_REDIS_URL = _REDBEAT.redbeat_url() if _REDBEAT else env_str("REDBEAT_REDIS_URL", REDIS_URL)
+CELERY_REDBEAT_REDIS_OPTIONS = _REDBEAT.redbeat_options() if _REDBEAT else {}
 CELERY_REDBEAT_KEY_PREFIX = env_str("REDBEAT_KEY_PREFIX", "pointscene:redbeat:")
 # A standby beat takes over this long after the active one dies (RedBeat's default is 25 minutes).
 CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", 30)
@@ -257,7 +269,9 @@ CELERY_REDBEAT_LOCK_TIMEOUT = env_int("REDBEAT_LOCK_TIMEOUT", 30)
 JOBS_REDIS_PREFIX = env_str("JOBS_REDIS_PREFIX", "pointscene:")
 # Per-run time limit (a job may override it); acks_late messages must stay invisible for longer than any run.
 JOBS_RUN_TIME_LIMIT = env_int("JOBS_RUN_TIME_LIMIT", 6 * 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOBS_RUN_TIME_LIMIT + 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": JOBS_RUN_TIME_LIMIT + 3600} | (
+    _BROKER.broker_options() if _BROKER else {}
+)
 CELERY_TASK_TIME_LIMIT = JOBS_RUN_TIME_LIMIT + 600
 # A running run renews its job's lock and writes its heartbeat every lease/3 s; a run whose heartbeat is older than
 # the lease belongs to a dead worker and is ended FAILED ("worker lost") by the next sweep.
@@ -353,14 +367,16 @@ APS_UPLOAD_PART_BYTES = env_int("APS_UPLOAD_PART_BYTES", 100 * 1024 * 1024)
 
 # --- Rate limits (issue 12: accounts and tokens; pointscene/ratelimit.py). Fixed windows counted in Redis by
 # django-ratelimit; "count/period" (s, m, h, d; "20/5m"), empty disables one. Over a limit: 429 + Retry-After.
+RATELIMIT_REDIS_URL = env_str("RATELIMIT_REDIS_URL", REDIS_URL)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "ratelimit": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_str("RATELIMIT_REDIS_URL", REDIS_URL),
+        "LOCATION": RATELIMIT_REDIS_URL,
         "KEY_PREFIX": env_str("RATELIMIT_KEY_PREFIX", JOBS_REDIS_PREFIX + "ratelimit"),
         # A hung Redis must not hang every request: fail fast, and pass (see RATELIMIT_FAIL_OPEN).
-        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}
+        | ({"pool_class": "pointscene.core.sentinel.SentinelPool"} if SentinelUrl.parse(RATELIMIT_REDIS_URL) else {}),
     },
 }
 RATELIMIT_USE_CACHE = "ratelimit"

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from jobs.models import JobHistory, RunStatus, ScheduledJob
 from pointscene.core.connections import redis_client
+from pointscene.core.sentinel import SentinelUrl
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +95,17 @@ def queue_depth() -> QueueDepth:
     Redis, which need not be REDIS_URL."""
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     broker = settings.CELERY_BROKER_URL
-    if not broker.startswith(("redis://", "rediss://", "unix://")):
+    if not broker.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         return QueueDepth(False, "the broker is not Redis; its queue depth is not shown here", queue=queue)
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}
     prefix = options.get("global_keyprefix", "")
     steps = options.get("priority_steps", PRIORITY_STEPS)
     names = [prefix + queue] + [f"{prefix}{queue}{Channel.sep}{step}" for step in steps if step]
+    if broker.startswith("sentinel://") and not _same_redis(broker):
+        reason = "the broker is a Sentinel set other than REDIS_URL's; its queue depth is not shown here"
+        return QueueDepth(False, reason, queue=queue)
     try:
-        client = redis_client() if broker == settings.REDIS_URL else _broker_client(broker)
+        client = redis_client() if _same_redis(broker) else _broker_client(broker)
         with client.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.llen(name)
@@ -110,6 +114,11 @@ def queue_depth() -> QueueDepth:
     except redis.RedisError as exc:
         return QueueDepth(False, f"the broker did not answer: {type(exc).__name__}", queue=queue)
     return QueueDepth(True, "ok", waiting=sum(lengths), reserved=reserved, queue=queue)
+
+
+def _same_redis(broker: str) -> bool:
+    sentinel = SentinelUrl.parse(settings.REDIS_URL)
+    return broker == (sentinel.broker_url() if sentinel else settings.REDIS_URL)
 
 
 @lru_cache(maxsize=4)

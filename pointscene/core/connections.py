@@ -1,9 +1,12 @@
-"""The service's own Redis (REDIS_URL): locks, cancel signals, token refresh locks, health and metrics."""
+"""The service's own Redis (REDIS_URL, plain or Sentinel): locks, cancel signals, token refresh locks, health and
+metrics."""
 
 import os
 
 import redis
 from django.conf import settings
+
+from pointscene.core.sentinel import SentinelUrl
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
 
@@ -13,5 +16,6 @@ def redis_client() -> redis.Redis:
     key = (os.getpid(), settings.REDIS_URL)
     client = _clients.get(key)
     if client is None:
-        client = _clients[key] = redis.Redis.from_url(settings.REDIS_URL)
+        sentinel = SentinelUrl.parse(settings.REDIS_URL)
+        client = _clients[key] = sentinel.client() if sentinel else redis.Redis.from_url(settings.REDIS_URL)
     return client

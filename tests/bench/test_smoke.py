@@ -67,7 +67,12 @@ def test_it_smokes_the_sync_bench(tmp_path):
     run_bench("sync", "--doc", str(doc), timeout=180)
     text = doc.read_text()
     assert "## Sync (bench/sync.py)" in text
-    for label in ("bare rclone", "job's rclone command, run directly", "scheduled job run \\(worker\\)"):
+    for label in (
+        "bare rclone",
+        "job's rclone command, run directly",
+        "job's command through the egress proxy, run directly",
+        "scheduled job run \\(worker\\)",
+    ):
         assert re.search(rf"\| {label} \| full \| 1 \| [\d.]+ \| [\d.]+ \|", text), label
     assert "NOT in every run" not in text  # every full run left the whole tree at the destination
 
