@@ -4,6 +4,7 @@ step's work (jobs.tasktypes, jobs.sync.rclone). A leaf module, so that both side
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -47,3 +48,31 @@ class StepContext:
 class StepResult:
     outputs: dict[str, Any] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+
+
+def progress(
+    *,
+    bytes_done: int = 0,
+    bytes_total: int = 0,
+    files_done: int = 0,
+    files_total: int = 0,
+    transferring: int = 0,
+    checks: int = 0,
+    errors: int = 0,
+    speed: float = 0,
+    eta_seconds: float | None = None,
+) -> dict:
+    """A step's progress as the API shows it (JobHistory.steps[].progress: StepProgress): what is done and, once the
+    step knows, the total; a total of 0 means not known (yet). Speed in bytes/s; ETA in seconds or None."""
+    return {
+        "bytesDone": int(bytes_done),
+        "bytesTotal": int(bytes_total),
+        "filesDone": int(files_done),
+        "filesTotal": int(files_total),
+        "transferring": int(transferring),
+        "checks": int(checks),
+        "errors": int(errors),
+        "speed": round(speed),
+        "etaSeconds": None if eta_seconds is None else int(eta_seconds),
+        "updatedAt": datetime.now(UTC).isoformat(),
+    }

@@ -54,19 +54,20 @@ def enum_value(value: object) -> object:
 
 
 class StepProgress(graphene.ObjectType):
-    """How far a step is, saved while it runs (every JOBS_PROGRESS_SECONDS) and kept when it ends; for a sync step
-    from rclone's own stats."""
+    """How far a step is, saved while it runs (every JOBS_PROGRESS_SECONDS) and kept when it ends: for a sync step
+    from rclone's own stats, for http.request the answer's bytes received (of its Content-Length), for
+    resource.input the files listed so far."""
 
     step = graphene.String(required=True, description="The workflow task the progress is of.")
-    bytes_done = graphene.Float(required=True, description="Bytes transferred so far.")
-    bytes_total = graphene.Float(description="Bytes to transfer in all; null until rclone has listed enough to know.")
+    bytes_done = graphene.Float(required=True, description="Bytes transferred (or received, or listed) so far.")
+    bytes_total = graphene.Float(description="Bytes in all; null until the step knows (rclone has listed enough).")
     files_done = graphene.Int(required=True, description="Files transferred so far.")
-    files_total = graphene.Int(description="Files to transfer in all; null until rclone knows.")
+    files_total = graphene.Int(description="Files in all; null until the step knows.")
     transferring = graphene.Int(required=True, description="Files being transferred right now.")
     checks = graphene.Int(required=True, description="Files compared so far.")
     errors = graphene.Int(required=True, description="Errors so far.")
     speed = graphene.Float(required=True, description="Bytes per second, lately.")
-    eta_seconds = graphene.Int(description="Seconds left, rclone's estimate; null while it cannot tell.")
+    eta_seconds = graphene.Int(description="Seconds left, estimated; null while the step cannot tell.")
     updated_at = graphene.DateTime(required=True, description="When this progress was saved (UTC).")
 
     @staticmethod

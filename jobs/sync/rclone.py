@@ -6,14 +6,13 @@ streamed into the run's log and its stats kept as the step's counters.
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from django.conf import settings
 
 from configs import rclone
 from configs.runtime import RemoteNotRunnable, RunRemotes
-from jobs.steps import RunCancelled, StepContext, StepFailed, StepResult
+from jobs.steps import RunCancelled, StepContext, StepFailed, StepResult, progress
 from jobs.sync.session import rclone_session, run_rclone
 from jobs.sync.state import INITIALISED
 
@@ -143,18 +142,17 @@ def sync_progress(stats: dict) -> dict:
     """A step's progress from rclone's own stats: done and in total (totals once rclone has listed enough to know),
     what is moving now, the speed (bytes/s) and rclone's ETA (seconds; null until it can tell)."""
     eta = stats.get("eta")
-    return {
-        "bytesDone": int(stats.get("bytes", 0)),
-        "bytesTotal": int(stats.get("totalBytes", 0)),
-        "filesDone": int(stats.get("transfers", 0)),
-        "filesTotal": int(stats.get("totalTransfers", 0)),
-        "transferring": len(stats.get("transferring") or []),
-        "checks": int(stats.get("checks", 0)),
-        "errors": int(stats.get("errors", 0)),
-        "speed": round(float(stats.get("speed") or 0)),
-        "etaSeconds": int(eta) if isinstance(eta, int | float) else None,
-        "updatedAt": datetime.now(UTC).isoformat(),
-    }
+    return progress(
+        bytes_done=stats.get("bytes", 0),
+        bytes_total=stats.get("totalBytes", 0),
+        files_done=stats.get("transfers", 0),
+        files_total=stats.get("totalTransfers", 0),
+        transferring=len(stats.get("transferring") or []),
+        checks=stats.get("checks", 0),
+        errors=stats.get("errors", 0),
+        speed=float(stats.get("speed") or 0),
+        eta_seconds=eta if isinstance(eta, int | float) else None,
+    )
 
 
 def format_line(line: str, stats: dict) -> str:

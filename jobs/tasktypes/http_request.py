@@ -17,6 +17,7 @@ Arguments: url, method, headers, secretHeaders, json, expectStatus, timeoutSecon
 import re
 import threading
 import time
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -25,7 +26,7 @@ from django.conf import settings
 from configs.crypto import DecryptionFailed
 from jobs import secret_args
 from jobs.ops.outbound import NOT_ALLOWED, RefusedAddress, hardened_session, refused_before_connect
-from jobs.steps import StepContext, StepFailed, StepResult
+from jobs.steps import StepContext, StepFailed, StepResult, progress
 from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_int
 
@@ -162,12 +163,35 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
-def _drain(response: requests.Response, limit: int, deadline: float, stop: threading.Event) -> tuple[bytes, int]:
+@dataclass
+class Received:
+    """How far the answer's body has come, written by the request's thread, read by the step's (progress)."""
+
+    started: float = field(default_factory=time.monotonic)
+    size: int = 0
+    expected: int = 0  # Content-Length of the answer being read; 0 when not given
+
+    def progress(self) -> dict:
+        elapsed = time.monotonic() - self.started
+        speed = self.size / elapsed if elapsed > 0 else 0.0
+        left = self.expected - self.size
+        eta = left / speed if self.expected and speed > 0 and left >= 0 else None
+        return progress(bytes_done=self.size, bytes_total=self.expected, speed=speed, eta_seconds=eta)
+
+
+def _drain(
+    response: requests.Response, limit: int, deadline: float, stop: threading.Event, received: Received | None = None
+) -> tuple[bytes, int]:
     """Reads the body as it comes: (its first MAX_BODY_KEPT bytes, its size). Raises ResponseTooLarge past `limit`
     bytes (after decompression), Timeout past `deadline`; returns early once `stop` is set (a cancelled run)."""
     head, size = b"", 0
+    if received is not None:
+        length = response.headers.get("Content-Length", "")
+        received.size, received.expected = 0, int(length) if length.isdigit() else 0
     for chunk in response.iter_content(READ_CHUNK):
         size += len(chunk)
+        if received is not None:
+            received.size = size
         if size > limit:
             raise ResponseTooLarge()
         if len(head) < MAX_BODY_KEPT:
@@ -180,7 +204,15 @@ def _drain(response: requests.Response, limit: int, deadline: float, stop: threa
 
 
 def _send(
-    method: str, url: str, headers: dict, secret: dict, body: object, timeout: int, limit: int, stop: threading.Event
+    method: str,
+    url: str,
+    headers: dict,
+    secret: dict,
+    body: object,
+    timeout: int,
+    limit: int,
+    stop: threading.Event,
+    received: Received,
 ) -> tuple[int, bytes, int]:
     """(status, first bytes of the body, body size) of the answer, redirects followed."""
     deadline = time.monotonic() + timeout
@@ -212,12 +244,13 @@ def _send(
             stream=True,
             hooks={"response": [cap_redirect_body]},
         ) as response:
-            head, size = _drain(response, limit, deadline, stop)
+            head, size = _drain(response, limit, deadline, stop, received)
             return response.status_code, head, size
 
 
-def _interruptible(ctx: StepContext, call, abandoned: threading.Event):
-    """Runs a blocking call in a helper thread so that a cancelled run stops waiting for it at once.
+def _interruptible(ctx: StepContext, call, abandoned: threading.Event, received: Received):
+    """Runs a blocking call in a helper thread so that a cancelled run stops waiting for it at once, and reports
+    how much of the answer has come meanwhile (from this thread: the database connection is the step's).
 
     The abandoned call ends by itself within its own timeout, or at its next read once `abandoned` is set."""
     outcome: dict = {}
@@ -234,8 +267,10 @@ def _interruptible(ctx: StepContext, call, abandoned: threading.Event):
         while thread.is_alive():
             thread.join(0.2)
             ctx.check_cancelled()
+            ctx.progress(received.progress())
     finally:
         abandoned.set()
+    ctx.progress(received.progress())  # where the answer ended
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -291,13 +326,23 @@ def run(ctx: StepContext) -> StepResult:
     log(f"{method} {url}")
     # Tells the request's thread to stop reading once the run no longer waits for it.
     abandoned = threading.Event()
+    received = Received()
     try:
         status, head, size = _interruptible(
             ctx,
             lambda: _send(
-                method, raw_url, args.get("headers") or {}, secret, args.get("json"), timeout, limit, abandoned
+                method,
+                raw_url,
+                args.get("headers") or {},
+                secret,
+                args.get("json"),
+                timeout,
+                limit,
+                abandoned,
+                received,
             ),
             abandoned,
+            received,
         )
     except ResponseTooLarge:
         raise StepFailed(f"{method} {url}: response larger than {limit} bytes") from None

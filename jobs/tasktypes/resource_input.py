@@ -3,7 +3,7 @@ the list, and its globs, on to the tasks that name it."""
 
 from django.core.files.storage import default_storage
 
-from jobs.steps import StepContext, StepFailed, StepResult
+from jobs.steps import StepContext, StepFailed, StepResult, progress
 from jobs.tasktypes import ArgsCheck, TaskType, register
 from jobs.tasktypes.args import check_globs, check_resource
 from jobs.tasktypes.globs import as_list, selected
@@ -11,6 +11,8 @@ from pointscene.core.ids import parse_id
 from pointscene.core.storage import resource_area
 
 MAX_FILES = 100_000
+# Listing a big area takes a while: say how far it is every this many files (saved at most every interval).
+PROGRESS_EVERY = 100
 
 
 def check_args(args: dict, check: ArgsCheck) -> None:
@@ -45,6 +47,9 @@ def run(ctx: StepContext) -> StepResult:
             total += size
             if len(files) > MAX_FILES:
                 raise StepFailed(f"the resource holds more than {MAX_FILES} matching files")
+            if len(files) % PROGRESS_EVERY == 0:
+                ctx.progress(progress(files_done=len(files), bytes_done=total))
+    ctx.progress(progress(files_done=len(files), files_total=len(files), bytes_done=total, bytes_total=total))
     ctx.log(f"resource {resource_id}: {len(files)} files, {total} bytes (include={include}, exclude={exclude})")
     return StepResult(
         outputs={"resourceId": resource_id, "files": files, "include": include, "exclude": exclude},

@@ -257,12 +257,14 @@ def test_it_kills_rclone_when_the_run_is_cancelled(instance, resource, tmp_path,
     # Operators tune rclone with RCLONE_* variables; this one makes the copy take about a minute.
     monkeypatch.setenv("RCLONE_BWLIMIT", "64k")
     job = make_job(instance, resource, f"here:{big}", f"here:{tmp_path / 'out'}")
+    # Other processes on the machine (a killed worker, another test session) may have left step folders behind.
+    before = set(Path(tempfile.gettempdir()).glob("rclone-step-*/rclone.conf"))
     queued = services.run_now(job)
     worker = in_thread(runner.run_queued, queued.pk)
 
     # While rclone runs, its config exists only encrypted, in a folder only the worker's user can enter.
     deadline = time.monotonic() + 20
-    while not (configs_seen := list(Path(tempfile.gettempdir()).glob("rclone-step-*/rclone.conf"))):
+    while not (configs_seen := sorted(set(Path(tempfile.gettempdir()).glob("rclone-step-*/rclone.conf")) - before)):
         assert time.monotonic() < deadline, "rclone did not start"
         time.sleep(0.05)
     config = configs_seen[0]

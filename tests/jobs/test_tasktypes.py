@@ -117,6 +117,22 @@ def test_it_checks_expect_status(private_allowed, http_server, expect, code, ok)
             http(args)
 
 
+def test_it_reports_how_much_of_the_answer_has_come_while_it_comes(private_allowed, http_server):
+    run, ctx, _ = step("http.request", {"url": http_server.url("/stream/300000/4")})
+    reports: list[dict] = []
+    ctx.progress = reports.append
+
+    result = run(ctx)
+
+    assert result.counters["bytes"] == 300_000
+    done = [r["bytesDone"] for r in reports]
+    assert done == sorted(done)  # never goes back
+    assert any(0 < d < 300_000 for d in done)  # seen part-way, not only at the end
+    assert reports[-1]["bytesDone"] == reports[-1]["bytesTotal"] == 300_000
+    assert reports[-1]["etaSeconds"] == 0
+    assert all(r["updatedAt"] for r in reports)
+
+
 def test_it_gives_up_after_timeout_seconds(private_allowed, http_server):
     started = time.monotonic()
 
@@ -326,6 +342,19 @@ def test_it_lists_the_resources_files_through_include_and_exclude(resource_files
     assert sorted(f["path"] for f in result.outputs["files"]) == expected
     assert {f["path"]: f["size"] for f in result.outputs["files"]} == {p: len(TREE[p]) for p in expected}
     assert result.counters == {"files": len(expected), "bytes": sum(len(TREE[p]) for p in expected)}
+
+
+def test_it_reports_the_files_listed_so_far_and_then_the_totals(resource_files, monkeypatch):
+    monkeypatch.setattr("jobs.tasktypes.resource_input.PROGRESS_EVERY", 5)
+    run, ctx, _ = step("resource.input", {"id": str(resource_files.pk)})
+    reports: list[dict] = []
+    ctx.progress = reports.append
+
+    run(ctx)
+
+    assert [r["filesDone"] for r in reports] == [5, 10, len(TREE)]
+    assert [r["filesTotal"] for r in reports] == [0, 0, len(TREE)]  # not known until the listing ends
+    assert reports[-1]["bytesDone"] == reports[-1]["bytesTotal"] == sum(map(len, TREE.values()))
 
 
 def test_it_hands_on_resource_id_and_patterns(resource_files):
