@@ -19,7 +19,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from jobs.steps import StepContext
 from jobs.sync.acc.bridge import AccProject, Bridge
 from jobs.sync.acc.client import ApsClient
 from jobs.sync.acc.tokens import StoredToken
+from jobs.sync.scratch import remove_abandoned, scratch_folder
 from pointscene import logconfig
 from pointscene.core.egress import EgressProxy, proxy_environment, upstream_from_environment
 
@@ -78,7 +78,8 @@ def config_flags(config_path: Path, workdir: Path) -> list[str]:
 def rclone_session(ctx: StepContext, remotes_: RunRemotes) -> Iterator[RcloneSession]:
     """The session for the remotes in `remotes_` (RunRemotes.load raises RemoteNotRunnable before any of this)."""
     with contextlib.ExitStack() as stack:
-        workdir = Path(tempfile.mkdtemp(prefix="rclone-step-"))  # mode 0700: only the worker's user
+        remove_abandoned()  # what killed workers on this machine left
+        workdir = scratch_folder("rclone-step")
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         sections, bridges = {}, {}
         for name, settings_ in remotes_.stored.items():

@@ -15,7 +15,6 @@ import io
 import logging
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 
 from jobs.models import BisyncListings, ScheduledJob
+from jobs.sync.scratch import scratch_folder
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def task_key(task_name: str) -> str:
 def bisync_workdir(run_id: int, job_id: int, task_name: str, note: Callable[[str], None]) -> Iterator[Path]:
     """A private folder holding the step's stored listings (empty if none), stored back when the block ends."""
     key = task_key(task_name)
-    folder = Path(tempfile.mkdtemp(prefix="bisync-"))  # mode 0700: only the worker's user
+    folder = scratch_folder("bisync")
     try:
         stored = BisyncListings.objects.filter(job_id=job_id, task=key).values_list("archive", flat=True).first()
         if stored is not None:
