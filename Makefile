@@ -1,7 +1,8 @@
 # make setup | make run | make test   (see README.md)
 SHELL := /bin/bash
+# Another Python in its own venv: make test-smoke PYTHON=python3.13 VENV=.venv-3.13 (the service runs on 3.11-3.13).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 # Tests use their own database (pytest-django creates test_<name> and drops it after).
@@ -60,6 +61,14 @@ test-postgres: setup-dev
 
 test-sqlite: setup-dev
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 $(PY) -m pytest -q
+
+# A few minutes on another Python (CI runs it on 3.12 and 3.13; make test runs these tests too): the tests marked
+# `smoke` (the API's, the packaging metadata, and one job fired by a real beat and run by a real worker), on
+# PostgreSQL, in the venv VENV made from PYTHON. No browser needed. E.g.
+#   make test-smoke PYTHON=python3.13 VENV=.venv-3.13
+test-smoke: $(VENV)/.dev var/secret-key
+	@$(PY) -c 'import sys; print("make test-smoke: Python", sys.version.split()[0], "in $(VENV)")'
+	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest -q -m smoke
 
 # The fault-injection suite (tests/faults/, marker `faults`): real workers and beats killed and restarted, Redis
 # flushed and restarted, hypothesis fuzzing of the API. PostgreSQL only; several minutes. See docs/reliability.md.

@@ -1,3 +1,5 @@
+import inspect
+
 import graphene
 
 from configs.graphql.mutations.add_job_config import AddJobConfig
@@ -13,19 +15,25 @@ from jobs.graphql.queries import JobQueries
 from pointscene.graphql.scalars import JSON
 
 
+def described(mutation: type[graphene.Mutation]) -> graphene.Field:
+    """The mutation's field, described by its docstring with the indentation removed: Python 3.13 strips docstrings'
+    indentation when it compiles them and 3.11-3.12 do not, so the served schema must not depend on which one runs."""
+    return mutation.Field(description=inspect.cleandoc(mutation.__doc__ or ""), required=True)
+
+
 class Query(JobQueries, ConfigQueries, graphene.ObjectType):
     pass
 
 
 class Mutation(graphene.ObjectType):
-    add_job_config = AddJobConfig.Field(description=AddJobConfig.__doc__, required=True)
-    remove_job_config = RemoveJobConfig.Field(description=RemoveJobConfig.__doc__, required=True)
-    create_scheduled_job = CreateScheduledJob.Field(description=CreateScheduledJob.__doc__, required=True)
-    update_scheduled_job = UpdateScheduledJob.Field(description=UpdateScheduledJob.__doc__, required=True)
-    delete_scheduled_job = DeleteScheduledJob.Field(description=DeleteScheduledJob.__doc__, required=True)
-    create_instance = CreateInstance.Field(description=CreateInstance.__doc__, required=True)
-    run_scheduled_job = RunScheduledJob.Field(description=RunScheduledJob.__doc__, required=True)
-    cancel_job_run = CancelJobRun.Field(description=CancelJobRun.__doc__, required=True)
+    add_job_config = described(AddJobConfig)
+    remove_job_config = described(RemoveJobConfig)
+    create_scheduled_job = described(CreateScheduledJob)
+    update_scheduled_job = described(UpdateScheduledJob)
+    delete_scheduled_job = described(DeleteScheduledJob)
+    create_instance = described(CreateInstance)
+    run_scheduled_job = described(RunScheduledJob)
+    cancel_job_run = described(CancelJobRun)
 
 
 schema = graphene.Schema(query=Query, mutation=Mutation, types=[JSON])

@@ -25,6 +25,8 @@ from pointscene.core.models import Instance, Resource
 from tests.fixtures.api import Api, error_codes, row_snapshot
 from tests.fixtures.cast import Client
 
+pytestmark = pytest.mark.smoke
+
 # --------------------------------------------------------------------------- the world each case runs in
 
 

@@ -14,6 +14,8 @@ from graphql import (
 
 from pointscene.graphql.schema import schema
 
+pytestmark = pytest.mark.smoke
+
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract" / "schema.graphql"
 
 

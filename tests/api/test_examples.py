@@ -10,7 +10,7 @@ from graphql import build_schema
 from jobs.models import JobHistory, RunStatus
 from tests.api.shape import assert_shape
 
-pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.smoke, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract"
 EXAMPLES = sorted(p.name for p in (CONTRACT / "examples").glob("*.graphql"))

@@ -1,10 +1,13 @@
 """Part 2 of the contract (ours): createInstance, validateWorkflow, the extra ScheduledJob/JobHistory fields."""
 
+import pytest
 from django.contrib.auth.models import Permission
 
 from jobs.models import JobHistory, RunStatus
 from pointscene.core.models import Instance
 from tests.fixtures.api import error_codes, row_snapshot
+
+pytestmark = pytest.mark.smoke
 
 CREATE_INSTANCE = 'mutation { createInstance(name: "Initech") { id name createdAt } }'
 

@@ -12,6 +12,8 @@ from graphene_django.views import GraphQLView
 
 from pointscene.graphql import graphiql
 
+pytestmark = pytest.mark.smoke
+
 ROOT = Path(__file__).resolve().parents[2]
 ABSOLUTE_URL = re.compile(r"(?:https?:)?//[^\s\"'<>]+", re.IGNORECASE)
 # src= and href= values, the URLs a browser would fetch on its own.

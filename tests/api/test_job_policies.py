@@ -23,6 +23,8 @@ from tests.fixtures.api import error_codes, row_snapshot
 from tests.fixtures.leaks import Scanner, register_secret
 from tests.fixtures.redbeat import assert_no_entry, stored_entry
 
+pytestmark = pytest.mark.smoke
+
 MISSING_ID = 987_654_321
 V = "GRAPHQL_VALIDATION_FAILED"
 OK = "ok"

@@ -25,6 +25,8 @@ from pointscene.core.models import ApiClient
 from tests.fixtures.api import error_codes, row_snapshot
 from tests.fixtures.cast import sync_workflow
 
+pytestmark = pytest.mark.smoke
+
 MISSING_ID = 987_654_321
 
 

@@ -8,6 +8,8 @@ import pytest
 from jobs.models import ScheduledJob
 from tests.fixtures.api import row_snapshot
 
+pytestmark = pytest.mark.smoke
+
 PREVIEW = """query($f: FrequencyType!, $c: String, $i: Int, $tz: String, $n: Int) {
   previewSchedule(frequencyType: $f, cronExpression: $c, intervalMinutes: $i, timezone: $tz, count: $n) {
     nextRuns scheduleDescription timezone

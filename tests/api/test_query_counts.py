@@ -2,11 +2,14 @@
 
 from pathlib import Path
 
+import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from jobs import services
 from jobs.models import FrequencyType, JobHistory
+
+pytestmark = pytest.mark.smoke
 
 GET_JOBS = (Path(__file__).resolve().parents[2] / "docs/contract/examples/get_jobs.graphql").read_text()
 

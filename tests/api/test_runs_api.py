@@ -27,7 +27,7 @@ SECRET = "sekret-123"
 
 
 # The private test Redis, emptied: it is the Celery broker and holds the run locks.
-pytestmark = pytest.mark.usefixtures("clean_redis", "loopback_allowed")
+pytestmark = [pytest.mark.smoke, pytest.mark.usefixtures("clean_redis", "loopback_allowed")]
 
 
 @pytest.fixture

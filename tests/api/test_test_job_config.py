@@ -6,6 +6,8 @@ import pytest
 from configs import checks
 from configs import services as configs
 
+pytestmark = pytest.mark.smoke
+
 QUERY = """query($r: ID!, $n: String!) {
   testJobConfig(resourceId: $r, remote: $n) { ok message entries durationMs }
 }"""

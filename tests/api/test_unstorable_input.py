@@ -9,6 +9,8 @@ import pytest
 from pointscene.storable import unstorable
 from tests.fixtures.api import row_snapshot
 
+pytestmark = pytest.mark.smoke
+
 CREATE = """
 mutation($instanceId: ID!, $workflow: JSON!, $name: String) {
   createScheduledJob(instanceId: $instanceId, workflow: $workflow, frequencyType: CRON_BASED,

@@ -15,7 +15,7 @@ from jobs.models import JobHistory, RunStatus, RunTrigger
 from jobs.scheduling.entries import JobEntry, entry_name
 from pointscene.celery import app
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.smoke, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 RELEASE_SLOW = threading.Event()
 

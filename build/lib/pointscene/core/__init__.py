@@ -1,0 +1,1 @@
+"""What every app may import: nothing here imports an app (checked by import-linter)."""

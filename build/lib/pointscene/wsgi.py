@@ -1,0 +1,10 @@
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+from pointscene.logconfig import scrub_server_logs
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pointscene.settings")
+application = get_wsgi_application()
+# gunicorn's access log is its own, not settings.LOGGING's: scrub it too (signed log links in request lines).
+scrub_server_logs()
