@@ -1,6 +1,0 @@
-from django.apps import AppConfig
-
-
-class ConfigsConfig(AppConfig):
-    name = "configs"
-    verbose_name = "Remote configs"

@@ -1,1 +1,0 @@
-"""What every app may import: nothing here imports an app (checked by import-linter)."""
