@@ -9,7 +9,10 @@ from datetime import datetime
 
 from celery import shared_task
 
-from jobs import retention
+from jobs import (
+    metrics_port,  # noqa: F401 - the worker's own metrics port (worker_init)
+    retention,
+)
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
 from jobs.running import missed, purge, runner, sweeper
 from jobs.sync import remote_check
