@@ -43,7 +43,9 @@ def test_it_gives_make_run_a_fresh_folder_of_its_own(tmp_path):
     second = run.metrics_folder({})
     try:
         assert env["PROMETHEUS_MULTIPROC_DIR"] == str(first)
-        assert first.is_dir() and second.is_dir() and first != second
+        assert first.is_dir()
+        assert second.is_dir()
+        assert first != second
     finally:
         first.rmdir()
         second.rmdir()
