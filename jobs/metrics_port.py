@@ -1,7 +1,8 @@
-"""A Celery worker's own /metrics port: the counters of its prefork children (runs, steps, bytes, firing lag),
-added up over this container's multiprocess folder, for Prometheus to scrape from each worker machine.
+"""A Celery process's own /metrics port: a worker's serves the counters of its prefork children (runs, steps,
+bytes, firing lag), beat's its schedule drift, added up over the container's multiprocess folder, for Prometheus to
+scrape from each machine.
 
-Off unless METRICS_WORKER_PORT is set. It binds METRICS_WORKER_ADDRESS (loopback by default) and answers by the
+Off unless METRICS_CELERY_PORT is set. It binds METRICS_CELERY_ADDRESS (loopback by default) and answers by the
 same rule as the web's /metrics (jobs.health.may_scrape_environ): METRICS_TOKEN as a bearer token, or a peer in
 METRICS_ALLOWED_NETWORKS that came through no proxy; anyone else gets 401. The state gauges (active jobs, runs in
 progress, queue depth) are the web's alone: read from the database, they are the same from any process.
@@ -13,7 +14,7 @@ import threading
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from celery.signals import worker_init, worker_process_shutdown
+from celery.signals import beat_init, worker_init, worker_process_shutdown
 from django.conf import settings
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
@@ -63,12 +64,12 @@ def serve(address: str, port: int) -> WSGIServer:
 
 
 def serve_from_settings() -> WSGIServer | None:
-    """The worker's port as settings say (None while METRICS_WORKER_PORT is 0). Called in the worker's main process
-    before it forks its pool (worker_init below)."""
-    if not settings.METRICS_WORKER_PORT:
+    """The port as settings say (None while METRICS_CELERY_PORT is 0). Called in a worker's main process before it
+    forks its pool, and in beat (worker_init, beat_init below)."""
+    if not settings.METRICS_CELERY_PORT:
         return None
-    server = serve(settings.METRICS_WORKER_ADDRESS, settings.METRICS_WORKER_PORT)
-    log.info("worker metrics at http://%s:%s/metrics", settings.METRICS_WORKER_ADDRESS, server.server_port)
+    server = serve(settings.METRICS_CELERY_ADDRESS, settings.METRICS_CELERY_PORT)
+    log.info("metrics at http://%s:%s/metrics", settings.METRICS_CELERY_ADDRESS, server.server_port)
     return server
 
 
@@ -77,6 +78,11 @@ def serve_from_settings() -> WSGIServer | None:
 
 @worker_init.connect(dispatch_uid="jobs.metrics_port.serve")
 def _serve_worker_metrics(**kwargs) -> None:
+    serve_from_settings()
+
+
+@beat_init.connect(dispatch_uid="jobs.metrics_port.serve_beat")
+def _serve_beat_metrics(**kwargs) -> None:
     serve_from_settings()
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from celery import shared_task
 
 from jobs import (
-    metrics_port,  # noqa: F401 - the worker's own metrics port (worker_init)
+    metrics_port,  # noqa: F401 - a worker's or beat's own metrics port
     retention,
 )
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker

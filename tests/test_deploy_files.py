@@ -645,13 +645,14 @@ def test_it_gives_each_container_its_own_metrics_folder(compose, name):
     assert "metrics" not in (compose.get("volumes") or {})
 
 
-def test_it_serves_the_workers_metrics_on_the_projects_network_only(compose):
-    worker = compose["services"]["worker"]
+@pytest.mark.parametrize("name", ["worker", "beat"])
+def test_it_serves_celerys_metrics_on_the_projects_network_only(compose, name):
+    worker = compose["services"][name]
     env = environment(worker)
 
-    assert {"METRICS_WORKER_PORT", "METRICS_WORKER_ADDRESS"} <= settings_reads()
-    assert env["METRICS_WORKER_ADDRESS"] == "0.0.0.0"
-    assert [str(port) for port in worker["expose"]] == [env["METRICS_WORKER_PORT"]]
+    assert {"METRICS_CELERY_PORT", "METRICS_CELERY_ADDRESS"} <= settings_reads()
+    assert env["METRICS_CELERY_ADDRESS"] == "0.0.0.0"
+    assert [str(port) for port in worker["expose"]] == [env["METRICS_CELERY_PORT"]]
     assert "ports" not in worker
     assert env["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
 

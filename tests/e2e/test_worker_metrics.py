@@ -48,8 +48,8 @@ def test_a_workers_own_port_shows_its_runs_and_only_since_its_start(instance, ht
     env = process_env() | {
         "PROMETHEUS_MULTIPROC_DIR": str(folder),
         "METRICS_TOKEN": TOKEN,
-        "METRICS_WORKER_PORT": str(port),
-        "METRICS_WORKER_ADDRESS": "127.0.0.1",
+        "METRICS_CELERY_PORT": str(port),
+        "METRICS_CELERY_ADDRESS": "127.0.0.1",
     }
     os.environ["PROMETHEUS_MULTIPROC_DIR"], saved = str(folder), os.environ["PROMETHEUS_MULTIPROC_DIR"]
     try:
@@ -94,3 +94,39 @@ def test_a_workers_own_port_shows_its_runs_and_only_since_its_start(instance, ht
     assert succeeded == 2
     assert sample(after, "pointscene_runs_total", status="succeeded", trigger="manual") == succeeded
     assert sample(after, "pointscene_steps_total", task_type="http.request", status="succeeded") == succeeded
+
+
+def test_beat_serves_its_own_port_too(instance, http_server, settings, tmp_path):
+    settings.JOBS_HTTP_ALLOW_PRIVATE = True
+    # An active job its fresh schedule lacks: reconciliation on start adds it, and counts that as drift.
+    services.create_job(
+        instance=instance,
+        workflow={"tasks": [{"name": "ping", "type": "http.request", "args": {"url": http_server.url("/ok")}}]},
+        frequency_type=FrequencyType.INTERVAL_BASED,
+        interval_minutes=60,
+        active=True,
+    )
+    port = free_port()
+    env = process_env() | {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "METRICS_TOKEN": TOKEN,
+        "METRICS_CELERY_PORT": str(port),
+        # Its own schedule keys and lock: it must not wait for, or take over from, another test's beat.
+        "REDBEAT_KEY_PREFIX": "pointscene-test:port-beat:",
+    }
+    beat = Process(
+        "port-beat",
+        [sys.executable, "-m", "pointscene.entrypoint", CELERY, "-A", "pointscene", "beat", "--loglevel", "INFO"],
+        env,
+        str(tmp_path),
+    )
+    try:
+        beat.wait_for("metrics at http://127.0.0.1:", 120)
+        beat.wait_for("beat: Starting", 120)
+        assert scrape(port, token=None)[0] == 401
+        status, body = scrape(port)
+    finally:
+        beat.stop()
+
+    assert status == 200
+    assert sample(body, "pointscene_schedule_drift_total", kind="added") >= 1

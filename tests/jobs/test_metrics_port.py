@@ -72,7 +72,7 @@ def test_it_answers_only_its_one_path(port):
 
 
 def test_it_opens_no_port_unless_configured(settings):
-    settings.METRICS_WORKER_PORT = 0
+    settings.METRICS_CELERY_PORT = 0
 
     assert metrics_port.serve_from_settings() is None
 
@@ -80,4 +80,4 @@ def test_it_opens_no_port_unless_configured(settings):
 def test_it_binds_loopback_by_default():
     from django.conf import settings
 
-    assert settings.METRICS_WORKER_ADDRESS == "127.0.0.1"
+    assert settings.METRICS_CELERY_ADDRESS == "127.0.0.1"
