@@ -660,7 +660,7 @@ def test_it_serves_celerys_metrics_on_the_projects_network_only(compose, name):
 def test_it_health_checks_beat_with_the_heartbeat_command(compose):
     test = compose["services"]["beat"]["healthcheck"]["test"]
 
-    assert test == ["CMD", "python", "manage.py", "beat_health"]
+    assert test == ["CMD", "env", "-u", "PROMETHEUS_MULTIPROC_DIR", "python", "manage.py", "beat_health"]
     assert importlib.import_module("jobs.management.commands.beat_health").Command
 
 
