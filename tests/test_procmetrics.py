@@ -84,3 +84,31 @@ def test_the_entrypoint_prepares_the_folder_then_becomes_the_command(tmp_path):
     _, has_auth, files = done.stdout.split(" ", 2)
     assert has_auth == "False"
     assert files.strip() == "['notes.txt']"
+
+
+def test_a_dead_processs_live_gauges_leave_the_folder_and_its_counters_stay(tmp_path, monkeypatch):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    names = ["gauge_livesum_4321.db", "gauge_liveall_4321.db", "counter_4321.db", "gauge_livesum_99.db"]
+    for name in names:
+        (folder / name).write_bytes(b"\0" * 16)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+
+    procmetrics.forget_process(4321)
+
+    assert sorted(p.name for p in folder.iterdir()) == ["counter_4321.db", "gauge_livesum_99.db"]
+
+
+def test_gunicorns_child_exit_hook_forgets_the_worker(tmp_path, monkeypatch):
+    import runpy
+    from types import SimpleNamespace
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "gauge_livesum_777.db").write_bytes(b"\0" * 16)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    hooks = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+    hooks["child_exit"](None, SimpleNamespace(pid=777))
+
+    assert list(folder.iterdir()) == []
