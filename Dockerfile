@@ -5,13 +5,13 @@
 # --- graphiql: GraphiQL's browser files from npm, at package-lock.json's versions (make graphiql does the same), so
 # GRAPHQL_GRAPHIQL=1 gives a working page that loads nothing from a CDN. Only those files leave this stage: the image
 # has no Node, and the service never needs it.
-FROM node:24-slim AS graphiql
+FROM node:24.11.1-slim AS graphiql
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --ignore-scripts --no-audit --no-fund && npm run assets
 
 # --- build: the project and its runtime dependencies in a virtualenv (no dev extras: no pytest, no ruff).
-FROM python:3.11-slim AS build
+FROM python:3.11.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
@@ -25,7 +25,7 @@ COPY --from=graphiql /src/pointscene/graphql/static/graphiql ./pointscene/graphq
 RUN pip install .
 
 # --- runtime
-FROM python:3.11-slim
+FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
@@ -40,7 +40,8 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-COPY manage.py ./
+# gunicorn.conf.py: gunicorn's hooks (it reads the file from its working directory).
+COPY manage.py gunicorn.conf.py ./
 
 # Static files (the admin's) are collected into the image. Settings must import for that: CONFIGS_DEV_KEY=0 makes
 # CONFIG_ENCRYPTION_KEYS mandatory and DEBUG=0 a SECRET_KEY (a published one is refused), so this one step gets
@@ -52,11 +53,15 @@ RUN CONFIG_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet;
     CONFIGS_DEV_KEY=0 \
     DEBUG=0 \
     python manage.py collectstatic --no-input \
- && mkdir -p /app/var/media /app/var/state /app/var/metrics \
+ && mkdir -p /app/var/media /app/var/state \
  && chown -R app:app /app/var
 
 USER 10001:10001
 EXPOSE 8000
+
+# Every command starts through the entrypoint: it empties this container's Prometheus multiprocess folder
+# (PROMETHEUS_MULTIPROC_DIR, set by compose.yaml) and drops empty FLOWER_* options, then execs the command.
+ENTRYPOINT ["python", "-m", "pointscene.entrypoint"]
 
 # Workers: gunicorn reads WEB_CONCURRENCY itself (default above, override at run time); GUNICORN_CMD_ARGS adds options.
 # Heartbeat files in memory (/dev/shm), and no control socket: it would go to $HOME, which the app user cannot write.

@@ -5,6 +5,7 @@ the operator's views (/metrics, /readyz's details)."""
 import hmac
 import ipaddress
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -95,8 +96,12 @@ _FORWARDING_HEADERS = ("HTTP_FORWARDED", "HTTP_X_REAL_IP", "HTTP_VIA", "HTTP_X_C
 
 def has_operator_token(request: HttpRequest) -> bool:
     """The request carries METRICS_TOKEN as a bearer token (never true while no token is configured)."""
+    return _token_in(request.META)
+
+
+def _token_in(environ: Mapping[str, object]) -> bool:
     token = settings.METRICS_TOKEN
-    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, presented = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
     if not token or scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(presented.strip().encode(), token.encode())
@@ -105,17 +110,27 @@ def has_operator_token(request: HttpRequest) -> bool:
 def from_allowed_network(request: HttpRequest) -> bool:
     """The peer is in METRICS_ALLOWED_NETWORKS and the request came through no proxy. Behind a same-host reverse
     proxy every client's REMOTE_ADDR is the proxy's loopback address, so a forwarded request never counts."""
+    return _network_in(request.META)
+
+
+def _network_in(environ: Mapping[str, object]) -> bool:
     if not settings.METRICS_ALLOWED_NETWORKS:
         return False
-    forwarded = [name for name in request.META if name.startswith("HTTP_X_FORWARDED_") or name in _FORWARDING_HEADERS]
+    forwarded = [name for name in environ if name.startswith("HTTP_X_FORWARDED_") or name in _FORWARDING_HEADERS]
     if forwarded:
         return False
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(str(environ.get("REMOTE_ADDR", "")))
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(network) for network in settings.METRICS_ALLOWED_NETWORKS)
 
 
 def may_scrape(request: HttpRequest) -> bool:
-    return has_operator_token(request) or from_allowed_network(request)
+    return may_scrape_environ(request.META)
+
+
+def may_scrape_environ(environ: Mapping[str, object]) -> bool:
+    """The rule of may_scrape for a bare WSGI environ (a worker's own metrics port, jobs.metrics_port): the
+    same token, the same networks."""
+    return _token_in(environ) or _network_in(environ)

@@ -9,7 +9,10 @@ from datetime import datetime
 
 from celery import shared_task
 
-from jobs import retention
+from jobs import (
+    metrics_port,  # noqa: F401 - a worker's or beat's own metrics port
+    retention,
+)
 from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify_webhook with the worker
 from jobs.running import missed, purge, runner, sweeper
 from jobs.sync import remote_check

@@ -5,6 +5,9 @@ If nothing answers at REDIS_URL, a private redis-server is started on a free loo
 
 Without SECRET_KEY (or SECRET_KEY_FILE), the processes sign with the checkout's own random key, var/secret-key,
 made on first use (pointscene.keys); settings never make one, so deployments must bring theirs.
+
+Web, worker and beat share this session's own Prometheus multiprocess folder (a fresh temporary one unless
+PROMETHEUS_MULTIPROC_DIR is set, emptied either way), so /metrics adds up the runs the worker executed.
 """
 
 import os
@@ -19,6 +22,7 @@ from pathlib import Path
 import redis
 from django.conf import settings  # lazy: read at first use, after main() has set the environment
 
+from pointscene import procmetrics
 from pointscene.keys import ensure_dev_secret_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,13 +77,23 @@ def banner(env: dict[str, str], port: str) -> str:
             f"  database  {where}",
             f"  files     {files}   (each resource's storage area, the `resource:` remote)",
             f"  Redis     {env['REDIS_URL']}",
+            f"  metrics   {base}/metrics   (bearer METRICS_TOKEN; web, worker and beat together)",
             "  stop      Ctrl-C (or kill this process: the three processes stop with it)",
         ]
     )
 
 
+def metrics_folder(env: dict[str, str]) -> Path:
+    """This session's metrics folder, set in env and emptied (pointscene.procmetrics): the one given, or a new one."""
+    if not env.get(procmetrics.VARIABLE):
+        env[procmetrics.VARIABLE] = tempfile.mkdtemp(prefix="pointscene-metrics-")
+    return procmetrics.prepare(env)
+
+
 def main() -> None:
     env = dict(os.environ)
+    given = bool(env.get(procmetrics.VARIABLE))
+    metrics = metrics_folder(env)
     url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     private = None
     if not redis_answers(url):
@@ -99,6 +113,8 @@ def main() -> None:
     finally:
         if private is not None:
             private.terminate()
+        if not given:
+            shutil.rmtree(metrics, ignore_errors=True)
     sys.exit(code)
 
 

@@ -332,6 +332,13 @@ JOBS_HTTP_MAX_RESPONSE_BYTES = env_int("JOBS_HTTP_MAX_RESPONSE_BYTES", 16 * 1024
 # proxy every client comes from 127.0.0.1, so none are trusted by default.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", [])
+# A Celery worker's or beat's own metrics port (jobs/metrics_port.py), same token and networks as /metrics; 0: none.
+# Loopback unless told otherwise: in compose the worker binds 0.0.0.0 on the project's network, never published.
+METRICS_CELERY_PORT = env_int("METRICS_CELERY_PORT", 0)
+METRICS_CELERY_ADDRESS = env_str("METRICS_CELERY_ADDRESS", "127.0.0.1")
+# beat's healthcheck (manage.py beat_health): the file each tick touches, and how old it may get.
+BEAT_HEARTBEAT_FILE = Path(env_str("BEAT_HEARTBEAT_FILE", str(VAR_DIR / "beat-heartbeat")))
+BEAT_HEARTBEAT_MAX_AGE = env_int("BEAT_HEARTBEAT_MAX_AGE", 60)
 # /readyz asks the workers at most this often (seconds), waiting this long for an answer.
 HEALTH_WORKER_PING_CACHE = env_int("HEALTH_WORKER_PING_CACHE", 30)
 HEALTH_WORKER_PING_TIMEOUT = env_float("HEALTH_WORKER_PING_TIMEOUT", 1.0)

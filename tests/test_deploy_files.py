@@ -108,9 +108,10 @@ def instructions(keyword: str) -> list[str]:
 
 
 def image_command() -> list[str]:
-    """The image's ENTRYPOINT + CMD (exec form), as the argv a container without a command override runs."""
+    """The image's CMD (exec form): the command a container without a command override runs, through the image's
+    ENTRYPOINT (pointscene.entrypoint, which prepares the container and then execs it)."""
     argv = []
-    for keyword in ("ENTRYPOINT", "CMD"):
+    for keyword in ("CMD",):
         found = instructions(keyword)
         if found:
             value = found[-1]
@@ -408,9 +409,9 @@ def test_it_builds_on_python_311_slim():
     images = [shlex.split(args)[0] for args in instructions("FROM")]
 
     assert images
-    assert images[-1] == "python:3.11-slim"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", images[-1])
     # The one other stage only fetches GraphiQL's browser files with npm (the next test).
-    assert {image for image in images if not image.startswith("node:")} == {"python:3.11-slim"}
+    assert {image for image in images if not image.startswith("node:")} == {images[-1]}
 
 
 def test_it_builds_graphiql_files_from_the_lock_and_carries_only_them():
@@ -579,3 +580,100 @@ def test_it_installs_what_the_redis_broker_needs_without_dev_extras():
 
     assert needed, "kombu's redis extra lists nothing: this check no longer sees it"
     assert needed - runtime_closure() == set()
+
+
+# --- compose.yaml against the Compose Specification; pinned images; per-container metrics; beat; Flower
+
+# The Compose Specification's JSON schema, vendored from github.com/compose-spec/compose-spec (schema/compose-spec.json
+# at 170098ba07d9f53c383a41bfd4c5166b0a4529a6, 2026-06-23): `docker compose config` needs a Docker engine.
+COMPOSE_SCHEMA = ROOT / "tests" / "fixtures" / "compose-spec.json"
+# An exact release: a tag with major.minor.patch (and maybe a variant), never a moving one such as 16, 7 or latest.
+# PostgreSQL numbers its releases major.minor (16.6 is one release; 16 moves).
+EXACT_TAG = re.compile(r"(postgres:\d+\.\d+|[a-z0-9./-]+:\d+\.\d+\.\d+)(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?")
+SECRETS = {"SECRET_KEY", "CONFIG_ENCRYPTION_KEYS", "POSTGRES_PASSWORD", "DATABASE_URL", "APS_CLIENT_SECRET"}
+SECRETS |= {"METRICS_TOKEN"}
+
+
+def test_it_is_a_valid_compose_document_for_the_compose_specification(compose):
+    import jsonschema
+
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    filled = {**env_example(), **dict.fromkeys(REQUIRED_SECRETS, "s3cret")}
+
+    jsonschema.Draft7Validator(schema).validate(compose)  # as written
+    jsonschema.Draft7Validator(schema).validate(interpolate(compose, filled))  # as compose reads it
+
+
+def test_the_schema_check_sees_a_broken_document(compose):
+    import jsonschema
+
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["web"]["healthcheck"]["intervall"] = "30s"
+
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate(broken)
+
+
+def test_it_pins_every_pulled_image_to_an_exact_release(compose):
+    pulled = {name: service["image"] for name, service in compose["services"].items() if "build" not in service}
+    stages = [shlex.split(args)[0] for args in instructions("FROM")]
+
+    assert pulled, "compose pulls no image: this check no longer sees them"
+    assert {name: image for name, image in pulled.items() if not EXACT_TAG.fullmatch(image)} == {}
+    assert [image for image in stages if not EXACT_TAG.fullmatch(image)] == []
+
+
+def test_it_starts_every_command_through_the_entrypoint_that_prepares_metrics():
+    entry = json.loads(instructions("ENTRYPOINT")[-1])
+
+    assert entry == ["python", "-m", "pointscene.entrypoint"]
+    assert importlib.import_module("pointscene.entrypoint").main
+    assert "gunicorn.conf.py" in " ".join(instructions("COPY"))
+    assert not dockerignored("gunicorn.conf.py")
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_it_gives_each_container_its_own_metrics_folder(compose, name):
+    service = compose["services"][name]
+    folder = environment(service)["PROMETHEUS_MULTIPROC_DIR"]
+    mounted = [str(mount).split(":")[1] for mount in service.get("volumes", [])]
+
+    assert folder
+    assert not [path for path in mounted if folder == path or folder.startswith(path.rstrip("/") + "/")]
+    assert "metrics" not in (compose.get("volumes") or {})
+
+
+@pytest.mark.parametrize("name", ["worker", "beat"])
+def test_it_serves_celerys_metrics_on_the_projects_network_only(compose, name):
+    worker = compose["services"][name]
+    env = environment(worker)
+
+    assert {"METRICS_CELERY_PORT", "METRICS_CELERY_ADDRESS"} <= settings_reads()
+    assert env["METRICS_CELERY_ADDRESS"] == "0.0.0.0"
+    assert [str(port) for port in worker["expose"]] == [env["METRICS_CELERY_PORT"]]
+    assert "ports" not in worker
+    assert env["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+
+
+def test_it_health_checks_beat_with_the_heartbeat_command(compose):
+    test = compose["services"]["beat"]["healthcheck"]["test"]
+
+    assert test == ["CMD", "env", "-u", "PROMETHEUS_MULTIPROC_DIR", "python", "manage.py", "beat_health"]
+    assert importlib.import_module("jobs.management.commands.beat_health").Command
+
+
+def test_it_gives_flower_the_broker_and_its_login_only(compose):
+    flower = compose["services"]["flower"]
+    argv = command(flower)
+    text = yaml.safe_dump(flower)
+
+    assert set(environment(flower)) == {"FLOWER_BASIC_AUTH"}
+    assert interpolated_names(text) & SECRETS == set()
+    assert not [name for name in SECRETS if name in text]
+    assert option(argv, "-A", "--app") is None  # the app's settings would want the database and the secrets
+    assert option(argv, "-b", "--broker") == interpolate(environment(compose["services"]["worker"]), {
+        **env_example(), **dict.fromkeys(REQUIRED_SECRETS, "s3cret")
+    })["REDIS_URL"]
+    assert "flower" in argv

@@ -1,10 +1,11 @@
 """Prometheus metrics of the job service, served at /metrics.
 
 Counters and histograms are recorded where things happen: workers (runs, steps, bytes, firing lag) and beat
-(schedule drift). They live in separate processes from the web server, so deployments set
-PROMETHEUS_MULTIPROC_DIR to a folder shared by web, worker and beat on a machine (compose.yaml: a volume);
-/metrics then adds up every process's values (prometheus_client's multiprocess mode). Without it (`make run`
-sets none), /metrics shows the web process's own counters only, none of the workers' or beat's.
+(schedule drift). prometheus_client's multiprocess mode adds up the processes that share a PROMETHEUS_MULTIPROC_DIR:
+one folder per process group, emptied at its start (pointscene.procmetrics): per container in compose (web's gunicorn
+workers; a worker and its prefork children; beat), per session under `make run` (web, worker and beat together, so
+/metrics shows the worker's runs). In compose each worker serves its own counters on its metrics port
+(jobs.metrics_port) and Prometheus scrapes web and every worker (docs/deploy.md, "Metrics").
 
 Gauges of the current state (active jobs, runs going, queue depth) are read at scrape time from the database
 and Redis, so they are right however many processes there are.

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from redbeat.decoder import to_timestamp
-from redbeat.schedulers import RedBeatScheduler, get_redis
+from redbeat.schedulers import RedBeatConfig, RedBeatScheduler, get_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,6 +31,36 @@ log = logging.getLogger(__name__)
 PUBLISH_BATCH = 1000
 FIRE_CHUNK = 5000
 REDIS_RETRY_SECONDS = 1.0
+
+
+def beat_health(now: float) -> dict:
+    """Whether this container's beat works: it ticked within BEAT_HEARTBEAT_MAX_AGE seconds (the active beat ticks
+    at least every max_interval), or it has not ticked but RedBeat's lock is held, so it is a standby that waits
+    for it (a standby blocks on the lock and never ticks)."""
+    limit = settings.BEAT_HEARTBEAT_MAX_AGE
+    try:
+        age = now - settings.BEAT_HEARTBEAT_FILE.stat().st_mtime
+    except FileNotFoundError:
+        age = None
+    if age is not None and age <= limit:
+        return {"ok": True, "detail": f"ticked {age:.0f} s ago (limit {limit} s)"}
+    from pointscene.celery import app
+
+    lock_key = RedBeatConfig(app).lock_key
+    held = bool(get_redis(app).exists(lock_key))
+    never = "never ticked" if age is None else f"last ticked {age:.0f} s ago (limit {limit} s)"
+    if held and age is None:
+        return {"ok": True, "detail": f"standing by: {never}, another beat holds {lock_key}"}
+    return {"ok": False, "detail": f"{never}; lock {lock_key} {'held' if held else 'free'}"}
+
+
+def beat_alive() -> None:
+    """This beat is ticking: touch the heartbeat file compose's healthcheck reads (manage.py beat_health)."""
+    try:
+        settings.BEAT_HEARTBEAT_FILE.parent.mkdir(parents=True, exist_ok=True)
+        settings.BEAT_HEARTBEAT_FILE.touch()
+    except OSError:
+        log.warning("beat: cannot write the heartbeat file %s", settings.BEAT_HEARTBEAT_FILE, exc_info=True)
 
 
 class JobsScheduler(RedBeatScheduler):
@@ -65,6 +95,7 @@ class JobsScheduler(RedBeatScheduler):
             return False
 
     def tick(self, min=min, **kwargs):
+        beat_alive()
         try:
             return self._tick()
         except (RedisConnectionError, RedisTimeoutError) as exc:

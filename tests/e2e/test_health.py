@@ -1,11 +1,15 @@
 """/readyz with a real beat and worker (ready once beat has reconciled and a worker answers), and Flower."""
 
+import io
+import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
 import requests
+from django.core.management import call_command
 
 from jobs import services
 from jobs.models import FrequencyType, JobHistory, RunStatus
@@ -25,15 +29,23 @@ def test_it_is_ready_with_a_beat_and_a_worker_running(processes, client, setting
     checks = response.json()["checks"]
     assert all(check["ok"] for check in checks.values()), checks
     assert "answered" in checks["workers"]["detail"]
+    # compose's beat healthcheck passes for a real beat: it ticks, touching its heartbeat file.
+    out = io.StringIO()
+    call_command("beat_health", stdout=out)
+    assert json.loads(out.getvalue())["detail"].startswith("ticked")
 
 
-def test_flower_sees_the_workers_and_their_runs(processes, instance, http_server, settings):
-    """Flower against the deployment as it is (events are on in settings): the worker and its tasks show up."""
+def test_flower_sees_the_workers_and_their_runs(processes, instance, http_server, settings, tmp_path):
+    """Flower against the deployment as it is (events are on in settings): the worker and its tasks show up. As in
+    compose.yaml: through the image's entrypoint, the broker only (no app, no settings), no secret in its environment,
+    FLOWER_BASIC_AUTH empty."""
     settings.JOBS_HTTP_ALLOW_PRIVATE = True
     port = free_port()
-    env = process_env() | {"FLOWER_UNAUTHENTICATED_API": "true"}
+    env = {"PATH": os.environ["PATH"], "FLOWER_BASIC_AUTH": "", "FLOWER_UNAUTHENTICATED_API": "true"}
     flower = subprocess.Popen(
-        [CELERY, "-A", "pointscene", "flower", f"--port={port}", "--address=127.0.0.1"],
+        [sys.executable, "-m", "pointscene.entrypoint", CELERY, "--broker", process_env()["REDIS_URL"], "flower"]
+        + [f"--port={port}", "--address=127.0.0.1"],
+        cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
