@@ -22,7 +22,8 @@ COPY pointscene ./pointscene
 COPY jobs ./jobs
 COPY configs ./configs
 COPY --from=graphiql /src/pointscene/graphql/static/graphiql ./pointscene/graphql/static/graphiql
-RUN pip install .
+# The s3 extra: the service's storage is an S3-compatible object store in every deployment compose.yaml makes.
+RUN pip install '.[s3]'
 
 # --- runtime
 FROM python:3.11.11-slim-bookworm

@@ -27,6 +27,7 @@ from celery import Celery
 from celery.app.utils import find_app
 from cryptography.fernet import Fernet
 from django.conf import settings
+from django.core.management import get_commands
 from django.utils.module_loading import import_string
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -44,7 +45,13 @@ SETTINGS = ROOT / "pointscene" / "settings.py"
 
 SERVICES = ["postgres", "redis", "migrate", "web", "worker", "beat"]
 APP_SERVICES = ["migrate", "web", "worker", "beat"]
-REQUIRED_SECRETS = ["SECRET_KEY", "CONFIG_ENCRYPTION_KEYS", "POSTGRES_PASSWORD"]
+REQUIRED_SECRETS = [
+    "SECRET_KEY",
+    "CONFIG_ENCRYPTION_KEYS",
+    "POSTGRES_PASSWORD",
+    "STORAGE_S3_ACCESS_KEY_ID",
+    "STORAGE_S3_SECRET_ACCESS_KEY",
+]
 # Variables the compose file may set that a tool reads rather than our settings, with where the tool reads them.
 # PROMETHEUS_MULTIPROC_DIR belongs to prometheus_client; jobs.ops.metrics reads it to choose how to collect.
 TOOL_VARIABLES = {"WEB_CONCURRENCY": gunicorn.config, "PROMETHEUS_MULTIPROC_DIR": jobs.ops.metrics}
@@ -287,13 +294,19 @@ def test_it_runs_beat_with_our_redbeat_scheduler(compose):
     assert issubclass(import_string(scheduler), RedBeatScheduler)
 
 
-def test_it_migrates_once_before_the_app_starts(compose):
+def test_it_migrates_and_makes_the_storage_bucket_once_before_the_app_starts(compose):
     migrate = compose["services"]["migrate"]
 
-    assert command(migrate) == ["python", "manage.py", "migrate", "--no-input"]
+    assert command(migrate) == [
+        "sh",
+        "-c",
+        "python manage.py migrate --no-input && python manage.py ensure_storage",
+    ]
+    assert "ensure_storage" in get_commands()
     assert (ROOT / "manage.py").is_file()
     assert migrate["restart"] == "no"
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "objects" in migrate["depends_on"]
 
 
 @pytest.mark.parametrize("name", ["web", "worker", "beat"])
@@ -373,12 +386,28 @@ def test_it_refuses_to_start_without_a_required_secret(compose, secret):
     assert str(missing.value) == secret
 
 
-def test_it_shares_the_media_volume_between_web_and_worker(compose):
-    media_root = image_env()["MEDIA_ROOT"]
-    mounts = {name: set(compose["services"][name].get("volumes", [])) for name in ["web", "worker"]}
+def test_it_shares_no_volume_between_web_and_the_workers_but_an_object_store(compose):
+    app = ["migrate", "web", "worker", "beat"]
+    mounts = {name: compose["services"][name].get("volumes", []) for name in app}
+    env = interpolate(
+        environment(compose["services"]["web"]), {**env_example(), **dict.fromkeys(REQUIRED_SECRETS, "x")}
+    )
 
-    shared = mounts["web"] & mounts["worker"]
-    assert any(mount.split(":")[1] == media_root and mount.split(":")[0] in compose["volumes"] for mount in shared)
+    assert mounts == dict.fromkeys(app, [])  # nothing on a disk another container (or machine) must see
+    assert env["STORAGE_S3_BUCKET"]
+    assert env["STORAGE_S3_ENDPOINT_URL"] == "http://objects:8333"
+    objects = compose["services"]["objects"]
+    assert re.fullmatch(r"chrislusf/seaweedfs:\d+\.\d+", objects["image"])  # a release, not latest
+    assert "-s3.port=8333" in command(objects)
+    assert [mount.split(":")[0] for mount in objects["volumes"]] == ["objects-data"]
+    # Its one identity is the service's keys, which .env must give (no default in the file).
+    identities = compose["configs"]["objects-identities"]["content"]
+    assert "${STORAGE_S3_ACCESS_KEY_ID:?" in identities
+    assert "${STORAGE_S3_SECRET_ACCESS_KEY:?" in identities
+
+
+def test_the_image_has_the_s3_storage():
+    assert any(args.startswith("pip install '.[s3]'") for args in instructions("RUN"))
 
 
 # --- .env.example
@@ -446,10 +475,10 @@ def test_it_starts_gunicorn_on_the_wsgi_module_by_default():
     assert any(arg.startswith("pointscene.wsgi") for arg in argv)
 
 
-def test_it_installs_the_project_without_dev_extras():
+def test_it_installs_the_project_without_dev_extras():  # the s3 extra is the storage's, a runtime need
     pip_installs = [args for args in instructions("RUN") if "pip install" in args]
 
-    assert any(re.search(r"pip install \.(\s|$)", args) for args in pip_installs)
+    assert any(re.search(r"pip install (\.|'\.\[s3\]')(\s|$)", args) for args in pip_installs)
     assert not [args for args in pip_installs if "[dev]" in args or re.search(r"\s-e\s|--editable", args)]
 
 
@@ -589,8 +618,18 @@ def test_it_installs_what_the_redis_broker_needs_without_dev_extras():
 COMPOSE_SCHEMA = ROOT / "tests" / "fixtures" / "compose-spec.json"
 # An exact release: a tag with major.minor.patch (and maybe a variant), never a moving one such as 16, 7 or latest.
 # PostgreSQL numbers its releases major.minor (16.6 is one release; 16 moves).
-EXACT_TAG = re.compile(r"(postgres:\d+\.\d+|[a-z0-9./-]+:\d+\.\d+\.\d+)(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?")
-SECRETS = {"SECRET_KEY", "CONFIG_ENCRYPTION_KEYS", "POSTGRES_PASSWORD", "DATABASE_URL", "APS_CLIENT_SECRET"}
+# Releases: postgres and SeaweedFS number theirs with two parts (16.6, 3.80), the others with three.
+EXACT_TAG = re.compile(
+    r"((postgres|chrislusf/seaweedfs):\d+\.\d+|[a-z0-9./-]+:\d+\.\d+\.\d+)(-[a-z0-9.-]+)?(@sha256:[0-9a-f]{64})?"
+)
+SECRETS = {
+    "SECRET_KEY",
+    "CONFIG_ENCRYPTION_KEYS",
+    "POSTGRES_PASSWORD",
+    "DATABASE_URL",
+    "APS_CLIENT_SECRET",
+    "STORAGE_S3_SECRET_ACCESS_KEY",
+}
 SECRETS |= {"METRICS_TOKEN"}
 
 
@@ -673,7 +712,10 @@ def test_it_gives_flower_the_broker_and_its_login_only(compose):
     assert interpolated_names(text) & SECRETS == set()
     assert not [name for name in SECRETS if name in text]
     assert option(argv, "-A", "--app") is None  # the app's settings would want the database and the secrets
-    assert option(argv, "-b", "--broker") == interpolate(environment(compose["services"]["worker"]), {
-        **env_example(), **dict.fromkeys(REQUIRED_SECRETS, "s3cret")
-    })["REDIS_URL"]
+    assert (
+        option(argv, "-b", "--broker")
+        == interpolate(
+            environment(compose["services"]["worker"]), {**env_example(), **dict.fromkeys(REQUIRED_SECRETS, "s3cret")}
+        )["REDIS_URL"]
+    )
     assert "flower" in argv
