@@ -20,6 +20,7 @@ from tests.faults.cluster import LEASE, SWEEP, clear_of_boundary, next_boundary,
 from tests.fixtures.machines import Machine, s3_environment
 from tests.fixtures.processes import process_env
 from tests.fixtures.rclone import read_tree, write_tree
+from tests.jobs.test_metrics import sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -89,6 +90,18 @@ def wait_for_slot(job_ids: list[int], slot: datetime, timeout: float = 90) -> li
     raise AssertionError(f"the runs of slot {slot} did not all finish within {timeout} s")
 
 
+def scraped_count(machine: Machine, expected: int, settle: float = 10) -> int:
+    """The machine's count of succeeded scheduled runs, once it reaches `expected` or `settle` s have passed (a
+    run's row is written a moment before its counter moves)."""
+    deadline = time.monotonic() + settle
+    while True:
+        metrics = machine.scrape()
+        found = int(sample(metrics, "pointscene_runs_total", status="succeeded", trigger=RunTrigger.SCHEDULE.lower()))
+        if found == expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def machine_of(run: JobHistory) -> str:
     return (run.worker or "").split("@", 1)[0]
 
@@ -141,6 +154,14 @@ def test_two_worker_machines_share_the_jobs_and_the_one_left_carries_on(
     assert {machine_of(run) for run in earlier} == {"b", "c"}, [r.worker for r in earlier]
     assert all(run.status == RunStatus.SUCCEEDED for run in earlier), [(r.pk, r.error) for r in earlier if r.error]
 
+    # Each worker machine's own metrics count exactly the runs it did.
+    for machine in (b, c):
+        done = JobHistory.objects.filter(
+            job_id__in=ids, status=RunStatus.SUCCEEDED, worker__startswith=f"{machine.name}@"
+        )
+        assert done.count() > 0
+        assert scraped_count(machine, done.count()) == done.count(), machine.name
+
     # Mid-run, B is SIGKILLed: slow manual runs occupy both machines' processes, B's are lost.
     slow = every_minute(instance, "slow", {"type": "http.request", "args": {"url": http_server.url("/slow")}})
     services.update_job(slow, active=False, overlap_policy="ALLOW")
@@ -171,6 +192,11 @@ def test_two_worker_machines_share_the_jobs_and_the_one_left_carries_on(
     # One run per job and slot, none doubled, none lost.
     assert scheduled.count() == 20 * (SLOTS_BEFORE_KILL + 1)
     assert len({(run.job_id, run.scheduled_for) for run in scheduled}) == scheduled.count()
+
+    # The machine left counts all it did; with what B counted before it died, the fleet's scrapes add up to the rows.
+    on_c = JobHistory.objects.filter(job_id__in=ids, status=RunStatus.SUCCEEDED, worker__startswith="c@").count()
+    assert scraped_count(c, on_c) == on_c
+    assert on_c + sum(1 for r in earlier if machine_of(r) == "b") == scheduled.count()
 
     # bisync: the area and the dav side agree, the deletion on dav held, and only the first run resynced.
     expected = {"from-area.txt": b"A", "from-dav.txt": b"D2"}
