@@ -105,6 +105,13 @@ bench-sweep: setup-dev
 	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_sweepbench} \
 		$(PY) bench/sweep.py $(BENCH_SWEEP_ARGS)
 
+# Prune benchmark: jobs.retention.prune deleting 1,000,000 old runs and ~990,000 log files while history pages are
+# read (about 15 minutes; see docs/benchmarks.md). Every run seeds afresh.
+.PHONY: bench-prune
+bench-prune: setup-dev
+	BENCH_DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/pointscene_prunebench} \
+		$(PY) bench/prune.py $(BENCH_PRUNE_ARGS)
+
 # The served schema, exported for clients (docs/contract/served.graphql; a test fails when it is stale).
 .PHONY: schema
 schema: setup

@@ -7,8 +7,9 @@ their logs are queued as LogDeletion rows; storage deletes the files afterwards 
 not delete stays queued for a later try. So no row ever points at a deleted log, no log of a kept row is deleted,
 and a storage failure loses nothing.
 
-Every query is one an index serves: candidate jobs from (instance, created_at), a job's N-th newest run and the
-rows below it from (job, created_at, id), the deletions by primary key.
+Every query is one an index serves: the instance's jobs from (instance, id), each job's N-th newest run and the
+rows below it from (job, created_at, id) (one query per instance finds the jobs with something to delete), the
+deletions by primary key.
 """
 
 import logging
@@ -18,10 +19,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from jobs.models import JobHistory, LogDeletion, RunStatus
+from jobs.models import JobHistory, LogDeletion, RunStatus, ScheduledJob
 from pointscene.core.models import Instance
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,9 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> PruneReport:
     for instance_id, own_days in Instance.objects.values_list("id", "history_retention_days").order_by("id"):
         days = own_days or settings.JOBS_HISTORY_RETENTION_DAYS
         found = InstancePrune(instance_id, days)
-        for job_id in _jobs_with_runs_before(instance_id, now - timedelta(days=days)):
-            runs, logs = _prune_job(job_id, now - timedelta(days=days), now, dry_run)
+        cutoff = now - timedelta(days=days)
+        for job_id, floor in _jobs_to_prune(instance_id, cutoff):
+            runs, logs = _prune_job(job_id, floor, cutoff, now, dry_run)
             found.runs += runs
             found.logs += logs
         report.instances.append(found)
@@ -73,27 +75,32 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> PruneReport:
     return report
 
 
-def _jobs_with_runs_before(instance_id: int, cutoff: datetime) -> list[int]:
-    rows = JobHistory.objects.filter(instance_id=instance_id, created_at__lt=cutoff)
-    return sorted(set(rows.values_list("job_id", flat=True).distinct()))
-
-
-def _prune_job(job_id: int, cutoff: datetime, now: datetime, dry_run: bool) -> tuple[int, int]:
-    """(runs, logs) deleted (or that would be) of one job: older than cutoff and below its last N runs."""
+def _jobs_to_prune(instance_id: int, cutoff: datetime) -> list[tuple[int, tuple[datetime, int] | None]]:
+    """The instance's jobs with a run to delete, each with its floor: the (created_at, id) of its
+    JOBS_HISTORY_KEEP_RUNS-th newest run, None when no run is kept by count. One query for the whole instance: a job
+    whose old runs are all among its last runs costs nothing, so an hourly prune with nothing to do stays a handful
+    of statements however many jobs there are (it was two or three per job with an old run)."""
     keep = settings.JOBS_HISTORY_KEEP_RUNS
-    floor = (
-        JobHistory.objects.filter(job_id=job_id)
-        .order_by("-created_at", "-id")
-        .values_list("created_at", "id")[keep - 1 : keep]
-        if keep > 0
-        else []
-    )
-    old = JobHistory.objects.filter(job_id=job_id, created_at__lt=cutoff).exclude(status__in=ACTIVE)
-    floor = list(floor)
+    jobs = ScheduledJob.objects.filter(instance_id=instance_id)
+    old = JobHistory.objects.filter(job_id=OuterRef("pk"), created_at__lt=cutoff).exclude(status__in=ACTIVE)
     if keep > 0:
-        if not floor:
-            return 0, 0  # fewer runs than the floor: all kept
-        created_at, row_id = floor[0]
+        newest = JobHistory.objects.filter(job_id=OuterRef("pk")).order_by("-created_at", "-id")[keep - 1 : keep]
+        jobs = jobs.annotate(floor_at=Subquery(newest.values("created_at")), floor_id=Subquery(newest.values("id")))
+        old = old.filter(
+            Q(created_at__lt=OuterRef("floor_at")) | Q(created_at=OuterRef("floor_at"), id__lt=OuterRef("floor_id"))
+        )
+        rows = jobs.filter(Exists(old)).order_by("pk").values_list("pk", "floor_at", "floor_id")
+        return [(pk, (floor_at, floor_id)) for pk, floor_at, floor_id in rows]
+    return [(pk, None) for pk in jobs.filter(Exists(old)).order_by("pk").values_list("pk", flat=True)]
+
+
+def _prune_job(
+    job_id: int, floor: tuple[datetime, int] | None, cutoff: datetime, now: datetime, dry_run: bool
+) -> tuple[int, int]:
+    """(runs, logs) deleted (or that would be) of one job: older than cutoff and below its floor (its last N runs)."""
+    old = JobHistory.objects.filter(job_id=job_id, created_at__lt=cutoff).exclude(status__in=ACTIVE)
+    if floor is not None:
+        created_at, row_id = floor
         old = old.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=row_id))
     if dry_run:
         return old.count(), old.exclude(log_path__isnull=True).exclude(log_path="").count()

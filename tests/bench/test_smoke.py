@@ -87,3 +87,18 @@ def test_it_smokes_the_acc_bench():
     output = run_bench("acc", timeout=60)
     assert re.search(r"rep 1 bridge +[\d.]+ s +[\d.]+ files/s", output), output
     assert re.search(r"throughput ratio bridge/plain [\d.]+", output), output
+
+
+@pytest.mark.slow
+def test_it_smokes_the_prune_bench(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    run_bench("prune", "--doc", str(doc), timeout=180)
+    text = doc.read_text()
+    assert "## Prune (bench/prune.py)" in text
+    rows = r"\| rows: 3,000 runs deleted, \d+ batches \| [\d.]+ \| 3,000 runs \| \*\*[\d,]+ runs/s\*\* \|"
+    assert re.search(rows, text), text
+    assert re.search(r"\| log drain: files deleted from storage \| [\d.]+ \| 2,970 files \(0 failed\) \|", text), text
+    for phase in ("before", "during rows", "after", "after VACUUM"):
+        assert re.search(rf"\| {phase} \| \d+ \| [\d.]+ \| [\d.]+ \|", text), phase
+    assert "Left afterwards: 600 runs (the recent ones), 0 queued deletions, 0 log files." in text
+    assert "Reader errors: 0." in text

@@ -9,10 +9,12 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import retention, services
-from jobs.models import JobHistory, LogDeletion, RunStatus, RunTrigger
+from jobs.models import JobHistory, LogDeletion, RunStatus, RunTrigger, ScheduledJob
 from pointscene.core.storage import run_log_path
 
 pytestmark = pytest.mark.usefixtures("clean_redis")
@@ -157,3 +159,36 @@ def test_it_deletes_in_batches_with_a_bounded_number_of_queries(job, django_asse
         report = retention.prune(now=NOW)
 
     assert report.runs_deleted == 10
+
+
+def test_a_prune_with_nothing_to_delete_costs_the_same_queries_for_any_number_of_jobs(job, other_instance):
+    # Every job has old runs, but all of them among its last 3: nothing to delete. The candidate jobs are found
+    # with one query per instance, not two or three per job.
+    fleet = [job]
+    for n in range(40):
+        fleet.append(
+            ScheduledJob.objects.create(
+                instance=job.instance,
+                name=f"fleet {n}",
+                workflow=job.workflow,
+                frequency_type=job.frequency_type,
+                cron_expression=job.cron_expression,
+            )
+        )
+    JobHistory.objects.bulk_create(
+        JobHistory(job=j, instance_id=j.instance_id, status=RunStatus.SUCCEEDED, created_at=NOW - timedelta(days=d))
+        for j in fleet
+        for d in (90, 80, 70)
+    )
+    with CaptureQueriesContext(connection) as empty:
+        report = retention.prune(now=NOW)
+    assert report.runs_deleted == 0
+    assert JobHistory.objects.count() == 3 * len(fleet)
+    assert len(empty.captured_queries) <= 4  # instances, then per instance (2): its jobs with work; the drain
+
+    add_runs(fleet[7], [60])  # now one job has a 4th old run: only that job is visited
+    with CaptureQueriesContext(connection) as one:
+        report = retention.prune(now=NOW)
+    assert report.runs_deleted == 1
+    assert not JobHistory.objects.filter(job=fleet[7], created_at__lt=NOW - timedelta(days=80)).exists()
+    assert len(one.captured_queries) <= len(empty.captured_queries) + 8
