@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q, QuerySet
 
 from jobs.models import JobHistory
+from jobs.recent_runs import Run, latest_runs
 from pointscene.core import errors
 
 NEWEST_FIRST = ("-created_at", "-id")
@@ -76,40 +75,15 @@ def instance_history_page(instance_id: int, first: object = None, after: str | N
     )
 
 
-def attach_recent_history(jobs: list) -> None:
-    """Sets `job.recent_history` (latest runs, newest first) on every job, in one query for any number of jobs.
-
-    PostgreSQL walks the (job, created_at, id) index once per job (LATERAL ... LIMIT), so the cost follows the
-    runs returned, not the runs stored; elsewhere a window function over the jobs' runs does the same job.
-    """
-    if not jobs:
-        return
-    limit = settings.JOBS_RECENT_HISTORY
-    by_job: dict[int, list[JobHistory]] = {job.pk: [] for job in jobs}
-    if connection.vendor == "postgresql":
-        table = JobHistory._meta.db_table
-        rows = JobHistory.objects.raw(
-            f"""SELECT h.* FROM unnest(%s::bigint[]) AS j(id)
-                CROSS JOIN LATERAL (
-                    SELECT * FROM {table} WHERE job_id = j.id ORDER BY created_at DESC, id DESC LIMIT %s
-                ) h""",
-            [list(by_job), limit],
-        )
-    else:
-        rows = (
-            JobHistory.objects.filter(job_id__in=list(by_job))
-            .annotate(
-                rank=Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("created_at").desc(), F("id").desc()])
-            )
-            .filter(rank__lte=limit)
-        )
-    for row in rows:
-        by_job[row.job_id].append(row)
+def attach_recent_history(jobs: list, fields: set[str] | None = None) -> None:
+    """Sets `job.recent_history` (latest runs, newest first, as jobs.recent_runs.Run rows holding what the
+    JobHistory `fields` read; None: everything) on every job, in one query for any number of jobs."""
+    by_job = latest_runs([job.pk for job in jobs], fields)
     for job in jobs:
-        job.recent_history = sorted(by_job[job.pk], key=lambda r: (r.created_at, r.pk), reverse=True)
+        job.recent_history = by_job[job.pk]
 
 
-def recent_history(job) -> QuerySet | list[JobHistory]:
+def recent_history(job) -> QuerySet | list[Run]:
     cached = getattr(job, "recent_history", None)
     if cached is not None:
         return cached

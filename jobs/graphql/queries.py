@@ -1,7 +1,9 @@
 import graphene
+from django.utils import timezone
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
 from jobs import history
+from jobs.graphql import listing
 from jobs.graphql.types import (
     FrequencyType,
     JobHistory,
@@ -107,17 +109,13 @@ class JobQueries(graphene.ObjectType):
             principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
         )
         jobs = list(ScheduledJobModel.objects.filter(instance_id=instance).order_by("id"))
-        if _selects(info, "history"):
-            history.attach_recent_history(jobs)
-        return jobs
+        return listing.prepare(jobs, _selected(info), timezone.now())
 
     @staticmethod
     @coded_errors
     def resolve_get_scheduled_job(root, info, job_id):
         job = visible_job(info, job_id)
-        if _selects(info, "history"):
-            history.attach_recent_history([job])
-        return job
+        return listing.prepare([job], _selected(info), timezone.now())[0]
 
     @staticmethod
     @coded_errors
@@ -140,16 +138,22 @@ class JobQueries(graphene.ObjectType):
         return row
 
 
-def _selects(info, name: str) -> bool:
-    """Whether the query asks for `name` directly under the current field (fragments included)."""
-    def walk(selection_set) -> bool:
-        for node in selection_set.selections if selection_set else []:
-            if isinstance(node, FieldNode) and node.name.value == name:
-                return True
-            if isinstance(node, InlineFragmentNode) and walk(node.selection_set):
-                return True
-            if isinstance(node, FragmentSpreadNode) and walk(info.fragments[node.name.value].selection_set):
-                return True
-        return False
+def _selected(info) -> dict[str, set[str]]:
+    """The fields the query asks for directly under the current field, each with the names asked for directly
+    under it (fragments included everywhere)."""
 
-    return any(walk(field.selection_set) for field in info.field_nodes)
+    def names(selection_sets: list) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for selection_set in selection_sets:
+            for node in selection_set.selections if selection_set else []:
+                if isinstance(node, FieldNode):
+                    found.setdefault(node.name.value, []).append(node.selection_set)
+                elif isinstance(node, InlineFragmentNode):
+                    for name, sets in names([node.selection_set]).items():
+                        found.setdefault(name, []).extend(sets)
+                elif isinstance(node, FragmentSpreadNode):
+                    for name, sets in names([info.fragments[node.name.value].selection_set]).items():
+                        found.setdefault(name, []).extend(sets)
+        return found
+
+    return {name: set(names(sets)) for name, sets in names([f.selection_set for f in info.field_nodes]).items()}

@@ -11,6 +11,7 @@ from jobs.models import OverlapPolicy as OverlapPolicyChoices
 from jobs.models import RunStatus as RunStatusChoices
 from jobs.models import ScheduledJob as ScheduledJobModel
 from jobs.preview import MAX_NEXT_RUNS
+from jobs.recent_runs import Run
 from jobs.running.logs import signed_log_url
 from jobs.secret_args import public_workflow
 from pointscene.graphql.scalars import JSON
@@ -46,6 +47,9 @@ OverlapPolicy = model_enum(
         "ALLOW": "The slot runs alongside.",
     },
 )
+
+
+_UNLISTED = object()
 
 
 def enum_value(value: object) -> object:
@@ -122,21 +126,21 @@ class JobHistory(graphene.ObjectType):
         name = "JobHistory"
 
     @staticmethod
-    def resolve_progress(row: JobHistoryModel, info) -> StepProgress | None:
+    def resolve_progress(row: "JobHistoryModel | Run", info) -> StepProgress | None:
         steps = [s for s in row.steps or [] if isinstance(s, dict) and isinstance(s.get("progress"), dict)]
         running = [s for s in steps if s.get("status") == "RUNNING"]
         chosen = (running or steps[-1:] or [None])[0]
         return StepProgress.of(chosen) if chosen else None
 
     @staticmethod
-    def resolve_signed_log_url(row: JobHistoryModel, info) -> str | None:
+    def resolve_signed_log_url(row: "JobHistoryModel | Run", info) -> str | None:
         if not row.log_path:
             return None
         # Issued to this caller: the download checks that it may still read the run's instance.
         return signed_log_url(row, info.context, principal=info.context.principal)
 
     @staticmethod
-    def resolve_status(row: JobHistoryModel, info) -> str:
+    def resolve_status(row: "JobHistoryModel | Run", info) -> str:
         return enum_value(row.status)
 
 
@@ -238,7 +242,8 @@ class ScheduledJob(graphene.ObjectType):
 
     @staticmethod
     def resolve_next_run(job: ScheduledJobModel, info):
-        return job.next_run(timezone.now())
+        listed = getattr(job, "listed_next_run", _UNLISTED)
+        return job.next_run(timezone.now()) if listed is _UNLISTED else listed
 
     @staticmethod
     def resolve_last_run(job: ScheduledJobModel, info):

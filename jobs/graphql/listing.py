@@ -1,0 +1,28 @@
+"""Reading many jobs for the API at once: what a list computes once per request rather than once per field."""
+
+from datetime import datetime
+
+from jobs import history
+from jobs.models import ScheduledJob
+
+
+def attach_next_runs(jobs: list[ScheduledJob], at: datetime) -> None:
+    """Sets `job.listed_next_run` (its next run after `at`, None while inactive) on every job, computing it once
+    per distinct schedule: jobs that share a cron expression and zone (or an interval and anchor) share the answer."""
+    known: dict[tuple, datetime | None] = {}
+    for job in jobs:
+        key = (*job.schedule_key(), job.schedule_anchor if job.interval_minutes else None)
+        if key not in known:
+            known[key] = job.next_run(at)
+        job.listed_next_run = known[key]
+
+
+def prepare(jobs: list[ScheduledJob], selected: dict[str, set[str]], at: datetime) -> list[ScheduledJob]:
+    """`jobs` with what the selected fields (name: the names selected under it) read prepared in bulk: the latest
+    runs (one query for all jobs, only the columns their selected fields read) and the next run (once per
+    schedule)."""
+    if "history" in selected:
+        history.attach_recent_history(jobs, selected["history"])
+    if "nextRun" in selected:
+        attach_next_runs(jobs, at)
+    return jobs
