@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from jobs.models import JobHistory
+from jobs.models import JobHistory, RunStatus, RunTrigger
 from jobs.recent_runs import Run, latest_runs
 from pointscene.core import errors
 
@@ -57,9 +57,51 @@ def page_size(first: object) -> int:
     return first
 
 
-def instance_history_page(instance_id: int, first: object = None, after: str | None = None) -> HistoryPage:
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Optional conditions on an instance's runs, combined with AND; each is served by an index (see
+    JobHistory.Meta.indexes): a job's runs by (job, created_at, id), status and trigger by (instance, status,
+    [trigger,] created_at, id) or (instance, trigger, created_at, id), the time range by the key itself."""
+
+    job_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.trigger is not None and self.trigger not in RunTrigger.values:
+            raise errors.invalid("filter.trigger", errors.INVALID_VALUE, f"must be one of {', '.join(RunTrigger)}")
+        if self.status is not None and self.status not in RunStatus.values:
+            raise errors.invalid("filter.status", errors.INVALID_VALUE, f"must be one of {', '.join(RunStatus)}")
+        for field, value in (("filter.from", self.created_from), ("filter.to", self.created_to)):
+            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+                raise errors.invalid(field, errors.INVALID_VALUE, "must have a time zone (e.g. Z or +02:00)")
+        if self.created_from and self.created_to and self.created_from > self.created_to:
+            raise errors.invalid("filter.to", errors.INVALID_VALUE, "must not be before filter.from")
+
+    def apply(self, rows: QuerySet) -> QuerySet:
+        if self.job_id is not None:
+            rows = rows.filter(job_id=self.job_id)
+        if self.status is not None:
+            rows = rows.filter(status=self.status)
+        if self.trigger is not None:
+            rows = rows.filter(trigger=self.trigger)
+        if self.created_from is not None:
+            rows = rows.filter(created_at__gte=self.created_from)
+        if self.created_to is not None:
+            rows = rows.filter(created_at__lt=self.created_to)
+        return rows
+
+
+def instance_history_page(
+    instance_id: int, first: object = None, after: str | None = None, where: HistoryFilter | None = None
+) -> HistoryPage:
+    """A page of an instance's runs, newest first; `where` narrows them (never to another instance's runs)."""
     size = page_size(first)
     rows = JobHistory.objects.filter(instance_id=instance_id)
+    if where is not None:
+        rows = where.apply(rows)
     if after is not None:
         created_at, row_id = decode_cursor(after)
         # The redundant `created_at <= c` lets the (instance, created_at, id) index bound the scan.

@@ -244,6 +244,12 @@ class JobHistory(models.Model):
         indexes = [
             models.Index(fields=["instance", "-created_at", "-id"], name="history_instance_newest"),
             models.Index(fields=["job", "-created_at", "-id"], name="history_job_newest"),
+            # getInstanceJobHistory's filters (jobs.history.HistoryFilter), each a prefix of a key in page order.
+            models.Index(fields=["instance", "status", "-created_at", "-id"], name="history_instance_status"),
+            models.Index(fields=["instance", "trigger", "-created_at", "-id"], name="history_instance_trigger"),
+            models.Index(
+                fields=["instance", "status", "trigger", "-created_at", "-id"], name="history_instance_status_trig"
+            ),
             # The admin dashboard's last-24-hours chart and its workers list.
             models.Index(fields=["created_at"], name="history_created"),
             # Runs in flight (metrics, dashboard): a few rows among millions.

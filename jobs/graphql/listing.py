@@ -3,7 +3,10 @@
 from datetime import datetime
 
 from jobs import history
+from jobs.graphql.types import enum_value
 from jobs.models import ScheduledJob
+from pointscene.core import errors
+from pointscene.core.ids import parse_id
 
 
 def attach_next_runs(jobs: list[ScheduledJob], at: datetime) -> None:
@@ -26,3 +29,19 @@ def prepare(jobs: list[ScheduledJob], selected: dict[str, set[str]], at: datetim
     if "nextRun" in selected:
         attach_next_runs(jobs, at)
     return jobs
+
+
+def history_filter(given: dict) -> history.HistoryFilter:
+    """getInstanceJobHistory's `filter` argument, checked (coded INVALID_VALUE errors naming filter.<field>)."""
+    job_id = None
+    if given.get("job_id") is not None:
+        job_id = parse_id(given["job_id"])
+        if job_id is None:
+            raise errors.invalid("filter.jobId", errors.INVALID_VALUE, "is not a job id")
+    return history.HistoryFilter(
+        job_id=job_id,
+        status=enum_value(given.get("status")),
+        trigger=given.get("trigger"),
+        created_from=given.get("created_from"),
+        created_to=given.get("created_to"),
+    )

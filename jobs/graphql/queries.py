@@ -7,6 +7,7 @@ from jobs.graphql import listing
 from jobs.graphql.types import (
     FrequencyType,
     JobHistory,
+    JobHistoryFilter,
     JobHistoryPage,
     PageInput,
     ScheduledJob,
@@ -50,6 +51,7 @@ class JobQueries(graphene.ObjectType):
         required=True,
         instance_id=graphene.ID(required=True, description="The instance whose runs to list."),
         page=graphene.Argument(PageInput, description="Page size and the cursor to continue after."),
+        filter=graphene.Argument(JobHistoryFilter, description="Which runs to list; all of them when absent."),
         description="An instance's runs of all its jobs, newest first, one page at a time.",
     )
     get_scheduled_job_history = graphene.Field(
@@ -119,12 +121,13 @@ class JobQueries(graphene.ObjectType):
 
     @staticmethod
     @coded_errors
-    def resolve_get_instance_job_history(root, info, instance_id, page=None):
+    def resolve_get_instance_job_history(root, info, instance_id, page=None, filter=None):  # noqa: A002
         instance = require_instance(
             principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
         )
         page = page or {}
-        result = history.instance_history_page(instance, page.get("first"), page.get("after"))
+        where = listing.history_filter(filter) if filter else None
+        result = history.instance_history_page(instance, page.get("first"), page.get("after"), where)
         return JobHistoryPage(items=result.items, cursor=result.cursor, has_next_page=result.has_next_page)
 
     @staticmethod

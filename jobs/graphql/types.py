@@ -165,6 +165,23 @@ class PageInput(graphene.InputObjectType):
         name = "PageInput"
 
 
+class JobHistoryFilter(graphene.InputObjectType):
+    """Which of an instance's runs to list; every condition is optional, and they combine with AND."""
+
+    job_id = graphene.ID(description="Only this job's runs; a job of another instance matches nothing.")
+    status = RunStatus(description="Only runs with this status.")
+    trigger = graphene.String(description="Only runs with this trigger: SCHEDULE or MANUAL.")
+    created_from = graphene.DateTime(
+        name="from", description="Only runs recorded at or after this time; needs a time zone (Z or +02:00)."
+    )
+    created_to = graphene.DateTime(
+        name="to", description="Only runs recorded before this time; needs a time zone (Z or +02:00)."
+    )
+
+    class Meta:
+        name = "JobHistoryFilter"
+
+
 class ScheduledJob(graphene.ObjectType):
     """A workflow that runs on a cron expression or every N minutes."""
 
