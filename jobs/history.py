@@ -48,12 +48,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return created_at, row_id
 
 
-def page_size(first: object) -> int:
+def page_size(first: object, field: str = "page.first") -> int:
+    """The page size a client asked for (`field` names the argument in errors); the default when absent."""
     if first is None:
         return settings.JOBS_HISTORY_PAGE_DEFAULT
     limit = settings.JOBS_HISTORY_PAGE_MAX
     if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= limit:
-        raise errors.invalid("page.first", errors.INVALID_PAGE, f"must be from 1 to {limit}")
+        raise errors.invalid(field, errors.INVALID_PAGE, f"must be from 1 to {limit}")
     return first
 
 

@@ -73,7 +73,11 @@ class ScheduledJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["instance", "id"], name="job_instance_id")]
+        indexes = [
+            models.Index(fields=["instance", "id"], name="job_instance_id"),
+            # scheduledJobs(filter: {active}) in page order (jobs.job_list).
+            models.Index(fields=["instance", "active", "id"], name="job_instance_active_id"),
+        ]
         constraints = [
             models.CheckConstraint(
                 name="job_schedule_matches_frequency_type",

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from jobs import history
+from jobs import history, job_list
 from jobs.graphql.types import enum_value
 from jobs.models import ScheduledJob
 from pointscene.core import errors
@@ -44,4 +44,14 @@ def history_filter(given: dict) -> history.HistoryFilter:
         trigger=given.get("trigger"),
         created_from=given.get("created_from"),
         created_to=given.get("created_to"),
+    )
+
+
+def job_filter(given: dict) -> job_list.JobFilter:
+    """scheduledJobs' `filter` argument, checked (coded INVALID_VALUE errors naming filter.<field>)."""
+    return job_list.JobFilter(
+        active=given.get("active"),
+        name_contains=given.get("name_contains"),
+        last_run_status=enum_value(given.get("last_run_status")),
+        task_type=given.get("task_type"),
     )

@@ -2,7 +2,7 @@ import graphene
 from django.utils import timezone
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
-from jobs import history
+from jobs import history, job_list
 from jobs.graphql import listing
 from jobs.graphql.types import (
     FrequencyType,
@@ -11,6 +11,8 @@ from jobs.graphql.types import (
     JobHistoryPage,
     PageInput,
     ScheduledJob,
+    ScheduledJobFilter,
+    ScheduledJobPage,
     SchedulePreview,
     WorkflowProblem,
     enum_value,
@@ -40,6 +42,15 @@ class JobQueries(graphene.ObjectType):
         required=True,
         instance_id=graphene.ID(required=True, description="The instance whose jobs to list."),
         description="Every scheduled job of an instance, oldest first.",
+    )
+    scheduled_jobs = graphene.Field(
+        ScheduledJobPage,
+        required=True,
+        instance_id=graphene.ID(required=True, description="The instance whose jobs to list."),
+        first=graphene.Int(description="How many jobs, from 1 to 500; default 100."),
+        after=graphene.String(description="The cursor of the previous page, to continue after it."),
+        filter=graphene.Argument(ScheduledJobFilter, description="Which jobs to list; all of them when absent."),
+        description="An instance's jobs, oldest first, one page at a time.",
     )
     get_scheduled_job = graphene.Field(
         ScheduledJob,
@@ -115,6 +126,17 @@ class JobQueries(graphene.ObjectType):
 
     @staticmethod
     @coded_errors
+    def resolve_scheduled_jobs(root, info, instance_id, first=None, after=None, filter=None):  # noqa: A002
+        instance = require_instance(
+            principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
+        )
+        where = listing.job_filter(filter) if filter else None
+        page = job_list.job_page(instance, first, after, where)
+        items = listing.prepare(page.items, _selected(info, "items"), timezone.now())
+        return ScheduledJobPage(items=items, cursor=page.cursor, has_next_page=page.has_next_page)
+
+    @staticmethod
+    @coded_errors
     def resolve_get_scheduled_job(root, info, job_id):
         job = visible_job(info, job_id)
         return listing.prepare([job], _selected(info), timezone.now())[0]
@@ -141,9 +163,9 @@ class JobQueries(graphene.ObjectType):
         return row
 
 
-def _selected(info) -> dict[str, set[str]]:
-    """The fields the query asks for directly under the current field, each with the names asked for directly
-    under it (fragments included everywhere)."""
+def _selected(info, under: str | None = None) -> dict[str, set[str]]:
+    """The fields the query asks for directly under the current field (or under its field `under`), each with the
+    names asked for directly under it (fragments included everywhere)."""
 
     def names(selection_sets: list) -> dict[str, list]:
         found: dict[str, list] = {}
@@ -159,4 +181,7 @@ def _selected(info) -> dict[str, set[str]]:
                         found.setdefault(name, []).extend(sets)
         return found
 
-    return {name: set(names(sets)) for name, sets in names([f.selection_set for f in info.field_nodes]).items()}
+    found = names([f.selection_set for f in info.field_nodes])
+    if under is not None:
+        found = names(found.get(under, []))
+    return {name: set(names(sets)) for name, sets in found.items()}

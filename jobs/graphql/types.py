@@ -280,6 +280,29 @@ class ScheduledJob(graphene.ObjectType):
         return job.schedule_description
 
 
+class ScheduledJobFilter(graphene.InputObjectType):
+    """Which of an instance's jobs to list; every condition is optional, and they combine with AND."""
+
+    active = graphene.Boolean(description="Only active (true) or only inactive (false) jobs.")
+    name_contains = graphene.String(description="Only jobs whose name contains this text, ignoring case.")
+    last_run_status = RunStatus(description="Only jobs whose latest run has this status; jobs never run never match.")
+    task_type = graphene.String(description='Only jobs with a task of this type in their workflow: "rclone.sync".')
+
+    class Meta:
+        name = "ScheduledJobFilter"
+
+
+class ScheduledJobPage(graphene.ObjectType):
+    """One page of an instance's jobs, oldest first."""
+
+    items = graphene.List(graphene.NonNull(ScheduledJob), required=True, description="The jobs on this page.")
+    cursor = graphene.String(description="Pass as `after` to get the next page; null when the page is empty.")
+    has_next_page = graphene.Boolean(required=True, description="True when more jobs follow this page.")
+
+    class Meta:
+        name = "ScheduledJobPage"
+
+
 class WorkflowProblem(graphene.ObjectType):
     """One thing wrong with a workflow."""
 
