@@ -46,8 +46,9 @@ def decode_job_cursor(cursor: object) -> int:
 @dataclass(frozen=True)
 class JobFilter:
     """Optional conditions on an instance's jobs, combined with AND. `active` is served by the (instance, active,
-    id) index; the others are checked walking the (instance, id) index in page order: the latest run's status by one
-    probe of the (job, created_at, id) index per job, a task type by jsonb containment."""
+    id) index; a task type by jsonb containment, which a GIN index on the workflow's tasks serves on PostgreSQL
+    (migration 0013) when few jobs match; the others are checked walking the (instance, id) index in page order: the
+    latest run's status by one probe of the (job, created_at, id) index per job, the name by ILIKE."""
 
     active: bool | None = None
     name_contains: str | None = None
