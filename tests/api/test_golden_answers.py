@@ -1,7 +1,8 @@
 """getScheduledJobs answers byte for byte what it answered before it was made faster (tests/api/golden/).
 
 The cast (tests/fixtures/golden.py) has fixed ids and times, and the clock is pinned, so the answer is the same
-bytes on every run (per database). After an intended change of an answer, rewrite the files with GOLDEN_WRITE=1 and review the diff.
+bytes on every run (per database). After an intended change of an answer, rewrite the files with GOLDEN_WRITE=1
+and review the diff.
 """
 
 import json
