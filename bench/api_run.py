@@ -26,6 +26,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from oauth2_provider.models import Application
 
+from bench import api_lists
 from bench.api_report import SECTION, render, tables_of
 from bench.api_seed import SEED, SMOKE_SEED, ensure_seeded, log, per_job
 from bench.harness import ROOT, cpu_model, free_port, memory_gib, write_doc
@@ -353,16 +354,19 @@ def run(args) -> None:
                 )
             )
 
+        lists = next(s for s in specs if s.name == "bench-list")
+        extra = api_lists.list_cases(Case, body, instances[lists.name], lists.jobs, args.requests, warmup)
+        extra += api_lists.history_cases(Case, body, deep, args.requests, warmup)
         load = [os.getloadavg()[0]]
         inprocess = InProcess(token)
-        for case in cases:
+        for case in cases + extra:
             case.results["in-process"] = measure(inprocess, case)
             log(f"in-process {case.label}: p50 {case.results['in-process'].p(50):.1f} ms")
 
         port = free_port()
         gunicorn = start_gunicorn(port, args.gunicorn_log)
         http = OverHttp(f"http://127.0.0.1:{port}", token)
-        for case in cases:
+        for case in cases + extra:
             case.results["HTTP"] = measure(http, case)
             log(f"HTTP {case.label}: p50 {case.results['HTTP'].p(50):.1f} ms")
         gunicorn.terminate()
@@ -373,7 +377,7 @@ def run(args) -> None:
         # --- SQL queries per request
         query_rows = []
         queries_seen = {}
-        for spec in sorted(specs, key=lambda s: (s.runs // s.jobs, s.jobs)):
+        for spec in sorted((s for s in specs if s is not lists), key=lambda s: (s.runs // s.jobs, s.jobs)):
             payload = body(GET_JOBS, {"instanceId": str(instances[spec.name].pk)})
             first = captured(client, token, payload)
             again = captured(client, token, payload)
@@ -422,6 +426,7 @@ def run(args) -> None:
         args=args,
         runtime=time.perf_counter() - began,
     )
+    report += "\n\n" + api_lists.render(extra) + "\n"
     print(report)
     if not args.no_doc:
         write_doc(SECTION, report, args.doc)

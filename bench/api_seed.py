@@ -23,12 +23,14 @@ class SeedInstance:
     step_seconds: int  # time between consecutive runs of the instance
 
 
-# 977,800 + 20,000 + 2,000 + 200 = 1,000,000 rows.
+# 977,800 + 20,000 + 2,000 + 200 = 1,000,000 rows; and "bench-list", the 100,000 jobs scheduledJobs pages through
+# (one run each: lastRunStatus has something to match), 1,100,000 rows in all.
 SEED = [
     SeedInstance("bench-deep", 1000, 977_800, 30),
     SeedInstance("bench-jobs-1000", 1000, 20_000, 60),
     SeedInstance("bench-jobs-100", 100, 2_000, 600),
     SeedInstance("bench-jobs-10", 10, 200, 3600),
+    SeedInstance("bench-list", 100_000, 100_000, 30),
 ]
 # --smoke: the same four instances, small enough to seed and measure in seconds.
 SMOKE_SEED = [
@@ -36,6 +38,7 @@ SMOKE_SEED = [
     SeedInstance("bench-jobs-1000", 50, 1_000, 60),
     SeedInstance("bench-jobs-100", 10, 200, 600),
     SeedInstance("bench-jobs-10", 5, 100, 3600),
+    SeedInstance("bench-list", 1_000, 1_000, 30),
 ]
 # Columns the INSERTs below leave to the table that the table cannot fill itself: Django keeps these defaults in
 # Python. Per row: the log-link key (32 characters, like jobs.models.new_log_key's).

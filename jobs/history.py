@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F, Q, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Q, QuerySet
 
-from jobs.models import JobHistory
+from jobs.models import JobHistory, RunStatus, RunTrigger
+from jobs.recent_runs import Run, latest_runs
 from pointscene.core import errors
 
 NEWEST_FIRST = ("-created_at", "-id")
@@ -49,18 +48,61 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     return created_at, row_id
 
 
-def page_size(first: object) -> int:
+def page_size(first: object, field: str = "page.first") -> int:
+    """The page size a client asked for (`field` names the argument in errors); the default when absent."""
     if first is None:
         return settings.JOBS_HISTORY_PAGE_DEFAULT
     limit = settings.JOBS_HISTORY_PAGE_MAX
     if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= limit:
-        raise errors.invalid("page.first", errors.INVALID_PAGE, f"must be from 1 to {limit}")
+        raise errors.invalid(field, errors.INVALID_PAGE, f"must be from 1 to {limit}")
     return first
 
 
-def instance_history_page(instance_id: int, first: object = None, after: str | None = None) -> HistoryPage:
+@dataclass(frozen=True)
+class HistoryFilter:
+    """Optional conditions on an instance's runs, combined with AND; each is served by an index (see
+    JobHistory.Meta.indexes): a job's runs by (job, created_at, id), status and trigger by (instance, status,
+    [trigger,] created_at, id) or (instance, trigger, created_at, id), the time range by the key itself."""
+
+    job_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.trigger is not None and self.trigger not in RunTrigger.values:
+            raise errors.invalid("filter.trigger", errors.INVALID_VALUE, f"must be one of {', '.join(RunTrigger)}")
+        if self.status is not None and self.status not in RunStatus.values:
+            raise errors.invalid("filter.status", errors.INVALID_VALUE, f"must be one of {', '.join(RunStatus)}")
+        for field, value in (("filter.from", self.created_from), ("filter.to", self.created_to)):
+            if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+                raise errors.invalid(field, errors.INVALID_VALUE, "must have a time zone (e.g. Z or +02:00)")
+        if self.created_from and self.created_to and self.created_from > self.created_to:
+            raise errors.invalid("filter.to", errors.INVALID_VALUE, "must not be before filter.from")
+
+    def apply(self, rows: QuerySet) -> QuerySet:
+        if self.job_id is not None:
+            rows = rows.filter(job_id=self.job_id)
+        if self.status is not None:
+            rows = rows.filter(status=self.status)
+        if self.trigger is not None:
+            rows = rows.filter(trigger=self.trigger)
+        if self.created_from is not None:
+            rows = rows.filter(created_at__gte=self.created_from)
+        if self.created_to is not None:
+            rows = rows.filter(created_at__lt=self.created_to)
+        return rows
+
+
+def instance_history_page(
+    instance_id: int, first: object = None, after: str | None = None, where: HistoryFilter | None = None
+) -> HistoryPage:
+    """A page of an instance's runs, newest first; `where` narrows them (never to another instance's runs)."""
     size = page_size(first)
     rows = JobHistory.objects.filter(instance_id=instance_id)
+    if where is not None:
+        rows = where.apply(rows)
     if after is not None:
         created_at, row_id = decode_cursor(after)
         # The redundant `created_at <= c` lets the (instance, created_at, id) index bound the scan.
@@ -76,40 +118,15 @@ def instance_history_page(instance_id: int, first: object = None, after: str | N
     )
 
 
-def attach_recent_history(jobs: list) -> None:
-    """Sets `job.recent_history` (latest runs, newest first) on every job, in one query for any number of jobs.
-
-    PostgreSQL walks the (job, created_at, id) index once per job (LATERAL ... LIMIT), so the cost follows the
-    runs returned, not the runs stored; elsewhere a window function over the jobs' runs does the same job.
-    """
-    if not jobs:
-        return
-    limit = settings.JOBS_RECENT_HISTORY
-    by_job: dict[int, list[JobHistory]] = {job.pk: [] for job in jobs}
-    if connection.vendor == "postgresql":
-        table = JobHistory._meta.db_table
-        rows = JobHistory.objects.raw(
-            f"""SELECT h.* FROM unnest(%s::bigint[]) AS j(id)
-                CROSS JOIN LATERAL (
-                    SELECT * FROM {table} WHERE job_id = j.id ORDER BY created_at DESC, id DESC LIMIT %s
-                ) h""",
-            [list(by_job), limit],
-        )
-    else:
-        rows = (
-            JobHistory.objects.filter(job_id__in=list(by_job))
-            .annotate(
-                rank=Window(RowNumber(), partition_by=[F("job_id")], order_by=[F("created_at").desc(), F("id").desc()])
-            )
-            .filter(rank__lte=limit)
-        )
-    for row in rows:
-        by_job[row.job_id].append(row)
+def attach_recent_history(jobs: list, fields: set[str] | None = None) -> None:
+    """Sets `job.recent_history` (latest runs, newest first, as jobs.recent_runs.Run rows holding what the
+    JobHistory `fields` read; None: everything) on every job, in one query for any number of jobs."""
+    by_job = latest_runs([job.pk for job in jobs], fields)
     for job in jobs:
-        job.recent_history = sorted(by_job[job.pk], key=lambda r: (r.created_at, r.pk), reverse=True)
+        job.recent_history = by_job[job.pk]
 
 
-def recent_history(job) -> QuerySet | list[JobHistory]:
+def recent_history(job) -> QuerySet | list[Run]:
     cached = getattr(job, "recent_history", None)
     if cached is not None:
         return cached

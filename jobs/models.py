@@ -73,7 +73,11 @@ class ScheduledJob(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["instance", "id"], name="job_instance_id")]
+        indexes = [
+            models.Index(fields=["instance", "id"], name="job_instance_id"),
+            # scheduledJobs(filter: {active}) in page order (jobs.job_list).
+            models.Index(fields=["instance", "active", "id"], name="job_instance_active_id"),
+        ]
         constraints = [
             models.CheckConstraint(
                 name="job_schedule_matches_frequency_type",
@@ -244,6 +248,12 @@ class JobHistory(models.Model):
         indexes = [
             models.Index(fields=["instance", "-created_at", "-id"], name="history_instance_newest"),
             models.Index(fields=["job", "-created_at", "-id"], name="history_job_newest"),
+            # getInstanceJobHistory's filters (jobs.history.HistoryFilter), each a prefix of a key in page order.
+            models.Index(fields=["instance", "status", "-created_at", "-id"], name="history_instance_status"),
+            models.Index(fields=["instance", "trigger", "-created_at", "-id"], name="history_instance_trigger"),
+            models.Index(
+                fields=["instance", "status", "trigger", "-created_at", "-id"], name="history_instance_status_trig"
+            ),
             # The admin dashboard's last-24-hours chart and its workers list.
             models.Index(fields=["created_at"], name="history_created"),
             # Runs in flight (metrics, dashboard): a few rows among millions.

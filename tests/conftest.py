@@ -1,5 +1,6 @@
 pytest_plugins = [
     "tests.fixtures.cast",
+    "tests.fixtures.golden",
     "tests.fixtures.api",
     "tests.fixtures.processes",
     "tests.fixtures.http",

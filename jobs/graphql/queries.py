@@ -1,13 +1,18 @@
 import graphene
+from django.utils import timezone
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode
 
-from jobs import history
+from jobs import history, job_list
+from jobs.graphql import listing
 from jobs.graphql.types import (
     FrequencyType,
     JobHistory,
+    JobHistoryFilter,
     JobHistoryPage,
     PageInput,
     ScheduledJob,
+    ScheduledJobFilter,
+    ScheduledJobPage,
     SchedulePreview,
     WorkflowProblem,
     enum_value,
@@ -38,6 +43,15 @@ class JobQueries(graphene.ObjectType):
         instance_id=graphene.ID(required=True, description="The instance whose jobs to list."),
         description="Every scheduled job of an instance, oldest first.",
     )
+    scheduled_jobs = graphene.Field(
+        ScheduledJobPage,
+        required=True,
+        instance_id=graphene.ID(required=True, description="The instance whose jobs to list."),
+        first=graphene.Int(description="How many jobs, from 1 to 500; default 100."),
+        after=graphene.String(description="The cursor of the previous page, to continue after it."),
+        filter=graphene.Argument(ScheduledJobFilter, description="Which jobs to list; all of them when absent."),
+        description="An instance's jobs, oldest first, one page at a time.",
+    )
     get_scheduled_job = graphene.Field(
         ScheduledJob,
         job_id=graphene.ID(required=True, description="The job's id."),
@@ -48,6 +62,7 @@ class JobQueries(graphene.ObjectType):
         required=True,
         instance_id=graphene.ID(required=True, description="The instance whose runs to list."),
         page=graphene.Argument(PageInput, description="Page size and the cursor to continue after."),
+        filter=graphene.Argument(JobHistoryFilter, description="Which runs to list; all of them when absent."),
         description="An instance's runs of all its jobs, newest first, one page at a time.",
     )
     get_scheduled_job_history = graphene.Field(
@@ -107,26 +122,34 @@ class JobQueries(graphene.ObjectType):
             principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
         )
         jobs = list(ScheduledJobModel.objects.filter(instance_id=instance).order_by("id"))
-        if _selects(info, "history"):
-            history.attach_recent_history(jobs)
-        return jobs
+        return listing.prepare(jobs, _selected(info), timezone.now())
+
+    @staticmethod
+    @coded_errors
+    def resolve_scheduled_jobs(root, info, instance_id, first=None, after=None, filter=None):  # noqa: A002
+        instance = require_instance(
+            principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
+        )
+        where = listing.job_filter(filter) if filter else None
+        page = job_list.job_page(instance, first, after, where)
+        items = listing.prepare(page.items, _selected(info, "items"), timezone.now())
+        return ScheduledJobPage(items=items, cursor=page.cursor, has_next_page=page.has_next_page)
 
     @staticmethod
     @coded_errors
     def resolve_get_scheduled_job(root, info, job_id):
         job = visible_job(info, job_id)
-        if _selects(info, "history"):
-            history.attach_recent_history([job])
-        return job
+        return listing.prepare([job], _selected(info), timezone.now())[0]
 
     @staticmethod
     @coded_errors
-    def resolve_get_instance_job_history(root, info, instance_id, page=None):
+    def resolve_get_instance_job_history(root, info, instance_id, page=None, filter=None):  # noqa: A002
         instance = require_instance(
             principal(info), id_arg(instance_id, "instanceId", "instance"), Need.READ, "instanceId"
         )
         page = page or {}
-        result = history.instance_history_page(instance, page.get("first"), page.get("after"))
+        where = listing.history_filter(filter) if filter else None
+        result = history.instance_history_page(instance, page.get("first"), page.get("after"), where)
         return JobHistoryPage(items=result.items, cursor=result.cursor, has_next_page=result.has_next_page)
 
     @staticmethod
@@ -140,16 +163,25 @@ class JobQueries(graphene.ObjectType):
         return row
 
 
-def _selects(info, name: str) -> bool:
-    """Whether the query asks for `name` directly under the current field (fragments included)."""
-    def walk(selection_set) -> bool:
-        for node in selection_set.selections if selection_set else []:
-            if isinstance(node, FieldNode) and node.name.value == name:
-                return True
-            if isinstance(node, InlineFragmentNode) and walk(node.selection_set):
-                return True
-            if isinstance(node, FragmentSpreadNode) and walk(info.fragments[node.name.value].selection_set):
-                return True
-        return False
+def _selected(info, under: str | None = None) -> dict[str, set[str]]:
+    """The fields the query asks for directly under the current field (or under its field `under`), each with the
+    names asked for directly under it (fragments included everywhere)."""
 
-    return any(walk(field.selection_set) for field in info.field_nodes)
+    def names(selection_sets: list) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for selection_set in selection_sets:
+            for node in selection_set.selections if selection_set else []:
+                if isinstance(node, FieldNode):
+                    found.setdefault(node.name.value, []).append(node.selection_set)
+                elif isinstance(node, InlineFragmentNode):
+                    for name, sets in names([node.selection_set]).items():
+                        found.setdefault(name, []).extend(sets)
+                elif isinstance(node, FragmentSpreadNode):
+                    for name, sets in names([info.fragments[node.name.value].selection_set]).items():
+                        found.setdefault(name, []).extend(sets)
+        return found
+
+    found = names([f.selection_set for f in info.field_nodes])
+    if under is not None:
+        found = names(found.get(under, []))
+    return {name: set(names(sets)) for name, sets in found.items()}

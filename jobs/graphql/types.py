@@ -11,6 +11,7 @@ from jobs.models import OverlapPolicy as OverlapPolicyChoices
 from jobs.models import RunStatus as RunStatusChoices
 from jobs.models import ScheduledJob as ScheduledJobModel
 from jobs.preview import MAX_NEXT_RUNS
+from jobs.recent_runs import Run
 from jobs.running.logs import signed_log_url
 from jobs.secret_args import public_workflow
 from pointscene.graphql.scalars import JSON
@@ -46,6 +47,9 @@ OverlapPolicy = model_enum(
         "ALLOW": "The slot runs alongside.",
     },
 )
+
+
+_UNLISTED = object()
 
 
 def enum_value(value: object) -> object:
@@ -123,21 +127,21 @@ class JobHistory(graphene.ObjectType):
         name = "JobHistory"
 
     @staticmethod
-    def resolve_progress(row: JobHistoryModel, info) -> StepProgress | None:
+    def resolve_progress(row: "JobHistoryModel | Run", info) -> StepProgress | None:
         steps = [s for s in row.steps or [] if isinstance(s, dict) and isinstance(s.get("progress"), dict)]
         running = [s for s in steps if s.get("status") == "RUNNING"]
         chosen = (running or steps[-1:] or [None])[0]
         return StepProgress.of(chosen) if chosen else None
 
     @staticmethod
-    def resolve_signed_log_url(row: JobHistoryModel, info) -> str | None:
+    def resolve_signed_log_url(row: "JobHistoryModel | Run", info) -> str | None:
         if not row.log_path:
             return None
         # Issued to this caller: the download checks that it may still read the run's instance.
         return signed_log_url(row, info.context, principal=info.context.principal)
 
     @staticmethod
-    def resolve_status(row: JobHistoryModel, info) -> str:
+    def resolve_status(row: "JobHistoryModel | Run", info) -> str:
         return enum_value(row.status)
 
 
@@ -160,6 +164,23 @@ class PageInput(graphene.InputObjectType):
 
     class Meta:
         name = "PageInput"
+
+
+class JobHistoryFilter(graphene.InputObjectType):
+    """Which of an instance's runs to list; every condition is optional, and they combine with AND."""
+
+    job_id = graphene.ID(description="Only this job's runs; a job of another instance matches nothing.")
+    status = RunStatus(description="Only runs with this status.")
+    trigger = graphene.String(description="Only runs with this trigger: SCHEDULE or MANUAL.")
+    created_from = graphene.DateTime(
+        name="from", description="Only runs recorded at or after this time; needs a time zone (Z or +02:00)."
+    )
+    created_to = graphene.DateTime(
+        name="to", description="Only runs recorded before this time; needs a time zone (Z or +02:00)."
+    )
+
+    class Meta:
+        name = "JobHistoryFilter"
 
 
 class ScheduledJob(graphene.ObjectType):
@@ -239,7 +260,8 @@ class ScheduledJob(graphene.ObjectType):
 
     @staticmethod
     def resolve_next_run(job: ScheduledJobModel, info):
-        return job.next_run(timezone.now())
+        listed = getattr(job, "listed_next_run", _UNLISTED)
+        return job.next_run(timezone.now()) if listed is _UNLISTED else listed
 
     @staticmethod
     def resolve_last_run(job: ScheduledJobModel, info):
@@ -257,6 +279,29 @@ class ScheduledJob(graphene.ObjectType):
     @staticmethod
     def resolve_schedule_description(job: ScheduledJobModel, info) -> str:
         return job.schedule_description
+
+
+class ScheduledJobFilter(graphene.InputObjectType):
+    """Which of an instance's jobs to list; every condition is optional, and they combine with AND."""
+
+    active = graphene.Boolean(description="Only active (true) or only inactive (false) jobs.")
+    name_contains = graphene.String(description="Only jobs whose name contains this text, ignoring case.")
+    last_run_status = RunStatus(description="Only jobs whose latest run has this status; jobs never run never match.")
+    task_type = graphene.String(description='Only jobs with a task of this type in their workflow: "rclone.sync".')
+
+    class Meta:
+        name = "ScheduledJobFilter"
+
+
+class ScheduledJobPage(graphene.ObjectType):
+    """One page of an instance's jobs, oldest first."""
+
+    items = graphene.List(graphene.NonNull(ScheduledJob), required=True, description="The jobs on this page.")
+    cursor = graphene.String(description="Pass as `after` to get the next page; null when the page is empty.")
+    has_next_page = graphene.Boolean(required=True, description="True when more jobs follow this page.")
+
+    class Meta:
+        name = "ScheduledJobPage"
 
 
 class WorkflowProblem(graphene.ObjectType):

@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from jobs.models import JobHistory
+from jobs.recent_runs import Run
 from pointscene.core.access import Principal, linked_instance_ids
 
 log = logging.getLogger(__name__)
@@ -189,14 +190,14 @@ def run_for_link(token: str, request: HttpRequest) -> JobHistory | None:
 
 
 def signed_log_url(
-    run: JobHistory | int, request: HttpRequest | None = None, principal: Principal | None = None
+    run: JobHistory | Run | int, request: HttpRequest | None = None, principal: Principal | None = None
 ) -> str:
     """A download link for `run`'s log, issued to the API caller `principal`.
 
     Without a principal the link is the operator console's: it opens only in a signed-in staff session.
-    A run id (rather than the run) costs a query for its log_key.
+    A run id (rather than the run, or a jobs.recent_runs.Run) costs a query for its log_key.
     """
-    if not isinstance(run, JobHistory):
+    if isinstance(run, int):
         run = JobHistory.objects.only("log_key").get(pk=run)
     path = reverse("job-run-log", args=[sign_run(run, holder_of(principal))])
     if settings.PUBLIC_BASE_URL:

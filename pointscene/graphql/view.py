@@ -16,6 +16,7 @@ from pointscene.core.access import principal_for_token
 from pointscene.graphql import errors, graphiql
 from pointscene.graphql import limits as graphql_limits
 from pointscene.graphql.errors import translate
+from pointscene.graphql.execution import SyncExecutionContext
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def rate_limited_response(seconds: int) -> JsonResponse:
 
 class ApiGraphQLView(GraphQLView):
     graphiql_template = graphiql.TEMPLATE
+    execution_context_class = SyncExecutionContext
 
     def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if request.method not in ("GET", "POST"):
