@@ -33,7 +33,11 @@ def walk(prefix: str, ctx: StepContext):
         stack.extend(f"{folder}{d}/" for d in sorted(dirs, reverse=True))
         for name in sorted(files):
             path = folder + name
-            yield path, default_storage.size(prefix + path)
+            try:
+                size = default_storage.size(prefix + path)
+            except FileNotFoundError:
+                continue  # deleted since the listing (a sync writing the same area): not there any more
+            yield path, size
 
 
 def run(ctx: StepContext) -> StepResult:

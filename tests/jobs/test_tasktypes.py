@@ -420,3 +420,19 @@ def test_it_lists_nothing_for_a_resource_without_files(resource):
 )
 def test_it_matches_globs_like_rclone(path, include, exclude, chosen):
     assert selected(path, include, exclude) is chosen
+
+
+def test_it_leaves_out_a_file_deleted_while_it_lists(resource_files, monkeypatch):
+    gone = resource_area(resource_files.pk) + "scans/b.las"
+    size = default_storage.size
+
+    def size_after_a_concurrent_delete(name):
+        if name == gone:
+            default_storage.delete(gone)  # another step (a sync into the same area) removes it meanwhile
+        return size(name)
+
+    monkeypatch.setattr(default_storage, "size", size_after_a_concurrent_delete)
+    result, _ = list_files({"id": str(resource_files.pk)})
+
+    assert "scans/b.las" not in [f["path"] for f in result.outputs["files"]]
+    assert len(result.outputs["files"]) == len(TREE) - 1
