@@ -197,6 +197,20 @@ def cpu_of(pid: int) -> tuple[float, float]:
     return own, children
 
 
+def group_cpu(pgid: int) -> float:
+    """CPU seconds of every live process in process group `pgid` (a worker and its pool processes, which a
+    Process starts in their own session), their reaped children's included."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5, pgrp
+            total += sum(int(v) for v in fields[11:15]) / CLK_TCK
+    return total
+
+
 def voluntary_switches(pid: int) -> int:
     """Voluntary context switches of a process's threads (each time one blocked, e.g. waiting on a pipe)."""
     total = 0

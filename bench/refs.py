@@ -1,9 +1,9 @@
 """The reference side of bench/scheduler.py: a plain Celery task and two stock schedulers that note publish times.
 
-The task `bench.ref_run(job_id, slot)` records when a worker started it. The schedulers are stock
-`redbeat.RedBeatScheduler` and `django_celery_beat.schedulers.DatabaseScheduler`, subclassed only to note, after
-each publish returns, (job id, slot, time.time()); the notes are written to Redis in batches (at most every 0.5 s
-or 500 notes) so that noting costs the scheduler as little as possible. Nothing else is changed.
+The task `bench.ref_run(job_id, slot)` records when a worker started it, and which worker (its node name). The
+schedulers are stock `redbeat.RedBeatScheduler` and `django_celery_beat.schedulers.DatabaseScheduler`, subclassed
+only to note, after each publish returns, (job id, slot, time.time()); the notes are written to Redis in batches (at
+most every 0.5 s or 500 notes) so that noting costs the scheduler as little as possible. Nothing else is changed.
 
 Environment: REDIS_URL (the benchmark's private Redis), BENCH_REF_KEY (key prefix of this run's notes).
 """
@@ -31,13 +31,13 @@ def _key(name: str) -> str:
 _worker_client: redis.Redis | None = None
 
 
-@shared_task(name="bench.ref_run", ignore_result=True)
-def ref_run(job_id: int, slot: str) -> None:
+@shared_task(name="bench.ref_run", ignore_result=True, bind=True)
+def ref_run(self, job_id: int, slot: str) -> None:
     started = time.time()
     global _worker_client
     if _worker_client is None:
         _worker_client = _client()
-    _worker_client.rpush(_key("started"), f"{job_id} {slot} {started:.6f}")
+    _worker_client.rpush(_key("started"), f"{job_id} {slot} {started:.6f} {self.request.hostname}")
 
 
 class Noting:

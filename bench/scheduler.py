@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import fleet_report  # noqa: E402
 from bench.harness import (  # noqa: E402
     DOC,
     ROOT,
@@ -110,6 +111,13 @@ def seed(total: int) -> tuple[int, list[int], float]:
     return instance.pk, ids, time.monotonic() - started
 
 
+def report(results: list[Result], meta: dict) -> tuple[str, str]:
+    """The section the results belong in, and its text: several worker machines have their own."""
+    if meta.get("machines", 1) > 1:
+        return fleet_report.SECTION, fleet_report.render(results, meta)
+    return SECTION, render(results, meta)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="1000,10000,100000", help="job counts, comma-separated")
@@ -117,6 +125,13 @@ def main() -> None:
         "--schedulers", default=DEFAULT_SCHEDULERS, help=f"of {','.join(SCHEDULERS)} (ours-tuned: opt-in variant)"
     )
     parser.add_argument("--workers", type=int, default=4, help="worker processes (prefork concurrency)")
+    parser.add_argument(
+        "--machines",
+        type=int,
+        default=1,
+        help='worker "machines": this many workers of --workers processes each; above 1, the report is the Fleet '
+        "section (bench/fleet_report.py)",
+    )
     parser.add_argument("--refs-max-n", type=int, default=None, help="run the references only up to this N")
     parser.add_argument("--boundaries", type=int, default=3, help="minute boundaries (3; fewer for quick tries)")
     parser.add_argument("--start-timeout", type=float, default=120, help="seconds for beat to become ready")
@@ -141,7 +156,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.render_only:
         data = json.loads(Path(args.render_only).read_text())
-        write_doc(SECTION, render([Result(**r) for r in data["results"]], data["meta"]), args.doc)
+        results = [Result(**r) for r in data["results"]]
+        write_doc(*report(results, data["meta"]), args.doc)
         print(f"wrote {args.doc} from {args.render_only}")
         return
     if args.smoke:
@@ -207,6 +223,7 @@ def main() -> None:
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
             "workers": args.workers,
+            "machines": args.machines,
             "boundaries": args.boundaries,
             "command": " ".join(["bench/scheduler.py", *sys.argv[1:]]).replace(
                 "bench/scheduler.py", ".venv/bin/python bench/scheduler.py", 1
@@ -235,10 +252,10 @@ def main() -> None:
         (out_dir / "results.json").write_text(
             json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=1, default=str)
         )
-        text = render(results, meta)
+        section, text = report(results, meta)
         print("\n" + text)
         if results and not args.no_doc:
-            write_doc(SECTION, text, args.doc)
+            write_doc(section, text, args.doc)
             print(f"\nwrote {args.doc}")
 
 

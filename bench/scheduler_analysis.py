@@ -15,6 +15,7 @@ class Result:
     scheduler: str
     n: int
     workers: int
+    machines: int = 1  # worker processes ("machines"), each with `workers` pool processes
     boundaries: list[str] = field(default_factory=list)
     status: str = "ok"
     prep_seconds: float = 0.0
@@ -43,6 +44,8 @@ class Result:
     beat_cpu_total: float = 0.0
     beat_cpu_window: float = 0.0
     beat_hwm_mb: float = 0.0
+    worker_cpu: float = 0.0  # CPU seconds of every worker process, from before the 1st boundary to the drain's end
+    shares: list = field(default_factory=list)  # per boundary: {node: runs started there}
     beat_log_lines: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     logdir: str = ""
@@ -95,6 +98,20 @@ def finished_runs(instance_id: int) -> int:
     return JobHistory.objects.filter(instance_id=instance_id).exclude(status__in=["QUEUED", "RUNNING"]).count()
 
 
+def fill_shares(result: Result, started_on: list[tuple[datetime, str]]) -> None:
+    """started_on: (slot, worker node) of each run started; the count per node, per boundary."""
+    by_slot: dict[datetime, Counter] = {}
+    for slot, node in started_on:
+        by_slot.setdefault(slot, Counter())[node] += 1
+    result.shares = [
+        {"boundary": slot.isoformat(), "runs": dict(sorted(c.items()))} for slot, c in sorted(by_slot.items())
+    ]
+
+
+def cpu_per_run_ms(result: Result) -> float | None:
+    return 1000 * result.worker_cpu / result.started if result.started and result.worker_cpu else None
+
+
 def beat_batches(log_text: str) -> list[str]:
     """Ours' beat log lines that report a published batch, for evidence."""
     return [line.strip() for line in log_text.splitlines() if "beat: published" in line][:20]
@@ -144,7 +161,7 @@ def analyse_ours(
 
     rows = list(
         JobHistory.objects.filter(instance_id=instance_id).values_list(
-            "job_id", "scheduled_for", "published_at", "started_at", "status"
+            "job_id", "scheduled_for", "published_at", "started_at", "status", "worker"
         )
     )
     result.dispatched = beat_published(beat_log)
@@ -171,23 +188,26 @@ def analyse_ours(
     # Runs still queued carry their published_at in the message: their dispatch lag is known too.
     lag_rows += [(k[0], k[1], queued[k], None) for k in no_row if k in queued]
     fill_lags(result, lag_rows, slots, cutoff)
+    # A run's worker is "node:pid"; the node names the machine.
+    fill_shares(result, [(r[1], r[5].rsplit(":", 1)[0]) for r in rows if r[3] is not None and r[5]])
     result.beat_log_lines = beat_batches(beat_log)
 
 
 def analyse_ref(result: Result, slots, queued: dict, cutoff: float, client, ref_key: str, beat_log: str) -> None:
-    def parse(name: str) -> list[tuple[int, datetime, float]]:
+    def parse(name: str) -> list[tuple[int, datetime, float, str]]:
         out = []
         for raw in client.lrange(ref_key + name, 0, -1):
-            job_id, slot, moment = raw.split(" ")
-            out.append((int(job_id), datetime.fromisoformat(slot), float(moment)))
+            job_id, slot, moment, *node = raw.split(" ")  # a start also names its worker node
+            out.append((int(job_id), datetime.fromisoformat(slot), float(moment), "".join(node)))
         return out
 
     sent, started = parse("sent"), parse("started")
+    fill_shares(result, [(slot, node) for _job, slot, _moment, node in started])
     sent_by: dict[tuple[int, datetime], list[float]] = {}
-    for job_id, slot, moment in sent:
+    for job_id, slot, moment, _node in sent:
         sent_by.setdefault((job_id, slot), []).append(moment)
     started_by: dict[tuple[int, datetime], list[float]] = {}
-    for job_id, slot, moment in started:
+    for job_id, slot, moment, _node in started:
         started_by.setdefault((job_id, slot), []).append(moment)
     expected = {(job_id, slot) for job_id, slot in slots.items()}
     result.dispatched = len(sent)

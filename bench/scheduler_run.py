@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.harness import CELERY, ROOT, Process, ProcSampler
+from bench.harness import CELERY, ROOT, Process, ProcSampler, group_cpu
 from bench.scheduler_analysis import Result, analyse_ours, analyse_ref, beat_published, finished_runs, queued_runs
 
 OUT_DIR = ROOT / "var" / "bench-scheduler"
@@ -172,7 +172,7 @@ def run_one(scheduler: str, n: int, instance_id: int, all_ids: list[int], args, 
     import redis
     from django.conf import settings
 
-    result = Result(scheduler=scheduler, n=n, workers=args.workers)
+    result = Result(scheduler=scheduler, n=n, workers=args.workers, machines=args.machines)
     logdir = out_dir / f"{scheduler}-{n}"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir(parents=True)
@@ -202,7 +202,7 @@ def run_one(scheduler: str, n: int, instance_id: int, all_ids: list[int], args, 
         result.notes.append("preparation ran into the first boundary's last 10 s")
 
     worker_args = [CELERY, "-A", "pointscene", "worker", "--loglevel", "INFO", "--concurrency", str(args.workers)]
-    worker_args += ["--pool", "prefork", "-Q", queue, "--without-mingle", "--without-gossip", "-n", f"{scheduler}@%h"]
+    worker_args += ["--pool", "prefork", "-Q", queue, "--without-mingle", "--without-gossip"]
     beat_args = [CELERY, "-A", "pointscene", "beat", "--loglevel", "INFO"]
     if is_ours(scheduler):
         beat_args += ["-S", "jobs.scheduling.beat.JobsScheduler"]
@@ -213,7 +213,12 @@ def run_one(scheduler: str, n: int, instance_id: int, all_ids: list[int], args, 
             "bench.refs.NotingRedBeatScheduler" if scheduler == "redbeat" else "bench.refs.NotingDatabaseScheduler",
         ]
 
-    worker = Process("worker", worker_args, env, logdir)
+    # Each "machine" is a worker of its own (its own node name, consumer and pool) on the shared broker.
+    names = [f"{scheduler}@%h"] if args.machines == 1 else [f"{scheduler}-m{i}@%h" for i in range(args.machines)]
+    workers = [
+        Process("worker" if len(names) == 1 else f"worker-m{i}", [*worker_args, "-n", name], env, logdir)
+        for i, name in enumerate(names)
+    ]
     beat = None
     sampler = None
     expected = len(ids)
@@ -249,6 +254,7 @@ def run_one(scheduler: str, n: int, instance_id: int, all_ids: list[int], args, 
         early = float(TUNED["JOBS_SCHEDULE_LOOKAHEAD_SECONDS"]) if scheduler == "ours-tuned" else 0.0
         sleep_until(boundaries[0] - timedelta(seconds=10 + early))
         sampler.mark("window")
+        workers_cpu = sum(group_cpu(w.pid) for w in workers)
         while datetime.now(UTC) < boundaries[-1] + timedelta(seconds=5) and beat.alive():
             time.sleep(0.5)
         deadline = boundaries[-1] + timedelta(seconds=args.tail)
@@ -296,17 +302,19 @@ def run_one(scheduler: str, n: int, instance_id: int, all_ids: list[int], args, 
                 break
             time.sleep(1.0)
         result.drain_seconds = time.monotonic() - drain_started
+        result.worker_cpu = sum(group_cpu(w.pid) for w in workers) - workers_cpu
     finally:
         if sampler is not None:
             sampler.stop()
         if beat is not None:
             beat.stop()
-        worker.stop(timeout=60)
+        for worker in workers:
+            worker.stop(timeout=60)
     cutoff = time.time()
     queued = queued_runs(client, queue)
     result.not_run_at_cutoff = len(queued)
     if is_ours(scheduler):
-        analyse_ours(result, instance_id, slots, queued, cutoff, beat.output(), worker.output())
+        analyse_ours(result, instance_id, slots, queued, cutoff, beat.output(), "".join(w.output() for w in workers))
     else:
         analyse_ref(result, slots, queued, cutoff, client, ref_key, beat.output())
     return result

@@ -35,7 +35,8 @@ class ScheduledJob(models.Model):
     active = models.BooleanField(default=True)
     # Interval jobs count their period from here: creation, or the last reactivation or schedule change.
     schedule_anchor = models.DateTimeField(default=now)
-    # When the latest run started; written by the worker so that listing jobs needs no aggregate.
+    # When the latest run started; written by the worker (with the outcome when the run ends, or by its watcher
+    # once it has gone on for a second), so that listing jobs needs no aggregate.
     last_run_at = models.DateTimeField(null=True, blank=True)
     time_limit_seconds = models.PositiveIntegerField(
         null=True, blank=True, help_text="Overrides JOBS_RUN_TIME_LIMIT for this job's runs."

@@ -1,8 +1,11 @@
 """Celery tasks: ids in, service call out. Idempotent: a redelivered message finds its slot taken.
 
-The run tasks store their result (pointscene/results.py): state, worker, times, the run id they ran, a crash's
-traceback. Each run records the id of the task that ran it (JobHistory.task_id), so the console links the two. The
-others ignore theirs: the sweep runs every 30 s, and webhooks and purges keep their own account (logs, rows).
+Each run records the id of the task that ran it (JobHistory.task_id). A run task stores a result
+(pointscene/results.py) only when it crashes: its exception and traceback, which the console links from the run. A
+run task that returns has nothing to add to its run's row (state, worker, times are there), and storing it anyway
+cost every run four more statements (the started state, then the end) and kept a table as big as the history
+(docs/benchmarks.md, Scheduler). The others ignore theirs: the sweep runs every 30 s, and webhooks and purges keep
+their own account (logs, rows); testJobConfig's check returns its answer through its result.
 """
 
 from datetime import datetime
@@ -17,8 +20,10 @@ from jobs.ops.notify import notify_webhook  # noqa: F401 - registers jobs.notify
 from jobs.running import missed, purge, runner, sweeper
 from jobs.sync import remote_check
 
+RUN_TASK = {"bind": True, "acks_late": True, "ignore_result": True, "store_errors_even_if_ignored": True}
 
-@shared_task(name="jobs.run_scheduled", bind=True, acks_late=True, track_started=True)
+
+@shared_task(name="jobs.run_scheduled", **RUN_TASK)
 def run_scheduled(self, job_id: int, scheduled_for: str, published_at: str | None = None) -> int | None:
     return runner.run_scheduled(
         job_id,
@@ -28,7 +33,7 @@ def run_scheduled(self, job_id: int, scheduled_for: str, published_at: str | Non
     )
 
 
-@shared_task(name="jobs.run_queued", bind=True, acks_late=True, track_started=True)
+@shared_task(name="jobs.run_queued", **RUN_TASK)
 def run_queued(self, run_id: int) -> int | None:
     return runner.run_queued(run_id, task_id=self.request.id)
 

@@ -18,7 +18,7 @@ import heapq
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cron_descriptor import Options, get_description
@@ -55,6 +55,9 @@ class InvalidCron(ValueError):
     pass
 
 
+# Every run checks its slot against its job's cron, and beat reads thousands of them a minute: each distinct
+# expression is checked once per process (an invalid one is not kept: exceptions are not cached).
+@lru_cache(maxsize=4096)
 def normalize_cron(expression: str) -> str:
     """The 5-field form of a cron expression, or InvalidCron saying why not."""
     text = " ".join(expression.split())

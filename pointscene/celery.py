@@ -1,7 +1,8 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pointscene.settings")
 
@@ -30,3 +31,15 @@ def _use_django_logging(**kwargs) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _keep_database_connections(sender=None, **kwargs) -> None:
+    # Celery's Django fixup closes the database connections around every task unless CELERY_DB_REUSE_MAX is set
+    # (settings: it is): each run then paid for a new PostgreSQL connection, a sixth of the cheapest run's worker
+    # CPU and a backend process forked on the server (docs/benchmarks.md, Fleet). Kept instead, and retired the
+    # way Django does it between web requests: past CONN_MAX_AGE, or when found broken (CONN_HEALTH_CHECKS). Not
+    # for a task run eagerly (tests), inside its caller's transaction, as Celery's fixup leaves those alone too.
+    if not getattr(getattr(sender, "request", None), "is_eager", False):
+        close_old_connections()

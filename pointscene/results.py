@@ -1,8 +1,8 @@
 """Celery task results in the database (django-celery-results), with what a crash says passed through the log
 redactor first.
 
-The run tasks (jobs.run_scheduled, jobs.run_queued) store their state, worker, start and end times, their run id
-and, when they crash, the exception and its traceback: the operator's console links each run to its task result.
+The run tasks (jobs.run_scheduled, jobs.run_queued) store a result only when they crash (jobs/tasks.py): the
+exception and its traceback, with the worker and the task's arguments; the operator's console links the run to it.
 
 What reaches a stored result: the task's arguments are ids and slot times (jobs.dispatch, jobs.scheduling.beat),
 its return value is the run id. A crash's text is the one part no code chose. Steps cannot crash a run task (the

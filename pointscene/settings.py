@@ -234,9 +234,10 @@ if _BROKER:
 if _BROKER and "CELERY_BROKER_URL" in os.environ:
     # Celery reads this variable itself, ahead of the setting: it must hold kombu's form too.
     os.environ["CELERY_BROKER_URL"] = CELERY_BROKER_URL
-# Task results in the database (django-celery-results' tables, shown in the admin): the run tasks store theirs,
-# and each run's admin page links to it. pointscene/results.py redacts a crash's text before storing it. Extended
-# results keep the worker, the task's arguments (ids) and the traceback, which the plain ones drop.
+# Task results in the database (django-celery-results' tables, shown in the admin): a run task stores one when it
+# crashes (jobs/tasks.py), and the run's admin page links to it. pointscene/results.py redacts a crash's text before
+# storing it. Extended results keep the worker, the task's arguments (ids) and the traceback, which the plain ones
+# drop.
 CELERY_RESULT_BACKEND = "pointscene.results.RedactedDatabaseBackend"
 CELERY_RESULT_EXTENDED = True
 # Results older than this are deleted by celery.backend_cleanup, which beat (RedBeat too) schedules daily at 04:00
@@ -247,6 +248,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
+# Workers keep their database connection from task to task (pointscene/celery.py retires it past
+# DATABASE_CONN_MAX_AGE or when broken); Celery's own count-based closing only every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery takes ETA messages beyond the prefetch limit: a worker whose processes are all busy would hold the next
 # minute's runs (beat publishes a few seconds ahead) while other workers sit idle, and start them late. With this

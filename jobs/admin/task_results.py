@@ -1,5 +1,6 @@
-"""A run's Celery task result (django-celery-results' TaskResult, stored by pointscene/results.py) on its page:
-state, worker, how long the task took, and a link to the result's own page, which shows a crash's traceback."""
+"""A run's Celery task result (django-celery-results' TaskResult, stored by pointscene/results.py when the run task
+crashed) on its page: state, worker, how long the task took, and a link to the result's own page, which shows the
+crash's traceback."""
 
 from django.conf import settings
 from django.urls import reverse
@@ -28,7 +29,8 @@ def task_result_link(run: JobHistory):
         kept = int(settings.CELERY_RESULT_EXPIRES or 0)
         expiry = f"results are kept {_duration(kept)}" if kept else "results are kept until deleted"
         return format_html(
-            "<code>{}</code> · no result stored (the task has not reported yet, or its result expired: {})",
+            "<code>{}</code> · no result stored: a run task stores one only when it crashes (its run's row above"
+            " is its record), and crashes' results expire ({})",
             run.task_id,
             expiry,
         )

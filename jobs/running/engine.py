@@ -26,16 +26,27 @@ def pending_steps(tasks: list[dict]) -> list[dict]:
     return [{"name": t["name"], "type": t["type"], "status": "PENDING"} for t in tasks]
 
 
+def claimed_steps(tasks: list[dict]) -> list[dict]:
+    """A run's steps as its claim writes them: the first task in dependency order already RUNNING. The claim is a
+    write the run makes anyway, so the first step's start costs none of its own."""
+    steps = pending_steps(tasks)
+    steps[dependency_order(tasks)[0]].update(status="RUNNING", startedAt=_now_iso())
+    return steps
+
+
 def run_workflow(run: JobHistory, job: ScheduledJob, run_log: RunLog, watch: Watch, steps: list[dict]):
     """Runs the tasks in dependency order, updating `steps` (the caller's, so that what was done survives an
-    internal error) and saving them as each step starts and ends. Returns (status, error, steps)."""
+    internal error) and saving them as each step starts (the runner's final write has how they ended). Returns
+    (status, error, steps)."""
     tasks = job.workflow["tasks"]
     outputs: dict[str, dict] = {}
     reporter = ProgressReporter(run.pk, steps)
     for i in dependency_order(tasks):
         task, step = tasks[i], steps[i]
+        shown = step["status"] == "RUNNING"  # the first step, written by the claim (claimed_steps)
         step.update(status="RUNNING", startedAt=_now_iso())
-        _save_progress(run.pk, steps)
+        if not shown:
+            _save_progress(run.pk, steps)
         run_log.line(f"[{task['name']}] {task['type']} started")
         started = time.monotonic()
         task_type = tasktypes.get(task["type"])
@@ -129,11 +140,12 @@ def attempt_step(
 
 class ProgressReporter:
     """Keeps a running step's latest progress in its entry and saves the run's steps at most once per
-    JOBS_PROGRESS_SECONDS (one small UPDATE), however often a step reports."""
+    JOBS_PROGRESS_SECONDS (one small UPDATE), however often a step reports. The first save comes one period
+    after the run starts: a run that ends sooner shows its progress in its final write only."""
 
     def __init__(self, run_id: int, steps: list[dict]) -> None:
         self.run_id, self.steps = run_id, steps
-        self.saved_at = float("-inf")
+        self.saved_at = time.monotonic()
 
     def report(self, step: dict, progress: dict) -> None:
         step["progress"] = progress

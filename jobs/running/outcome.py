@@ -1,10 +1,12 @@
-"""What a run's end means for its job: consecutive failures counted, the job paused at its pauseAfterFailures, and
-its webhook told. Called by the runner and the sweeper once a run's final row is written."""
+"""What a run's start and end mean for its job: lastRun noted, consecutive failures counted, the job paused at its
+pauseAfterFailures, and its webhook told. Called by the runner and the sweeper once a run's final row is written."""
 
 import logging
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from jobs.models import RunStatus, ScheduledJob
@@ -27,16 +29,21 @@ def pause_after_failures(job_id: int, failures: int) -> bool:
     return bool(paused)
 
 
-def run_ended(job_id: int, run_id: int, status: str) -> None:
+def run_ended(job_id: int, run_id: int, status: str, started_at: datetime | None = None) -> None:
     """Counts consecutive failures, pauses the job at its pauseAfterFailures, and notifies its webhook of a failed
     run (and of the pause). A success resets the count. Other outcomes (skipped, cancelled, missed) count for
-    nothing."""
+    nothing. `started_at`: when the run started (None if it never did), for the job's lastRun, in the same UPDATE."""
+    fields = {}
+    if started_at is not None:
+        fields["last_run_at"] = latest_start(started_at)
     if status == RunStatus.SUCCEEDED:
-        ScheduledJob.objects.filter(pk=job_id, consecutive_failures__gt=0).update(consecutive_failures=0)
-        return
+        fields["consecutive_failures"] = 0
+    elif status == RunStatus.FAILED:
+        fields["consecutive_failures"] = F("consecutive_failures") + 1
+    if fields:
+        ScheduledJob.objects.filter(pk=job_id).update(**fields)
     if status != RunStatus.FAILED:
         return
-    ScheduledJob.objects.filter(pk=job_id).update(consecutive_failures=F("consecutive_failures") + 1)
     job = (
         ScheduledJob.objects.filter(pk=job_id)
         .only("pk", "consecutive_failures", "pause_after_failures", "webhook_url")
@@ -54,3 +61,14 @@ def run_ended(job_id: int, run_id: int, status: str) -> None:
                 notify_webhook.delay(job_id, event, run_id)
             except Exception:
                 log.warning("job %s: could not queue the %s webhook", job_id, event, exc_info=True)
+
+
+def note_start(job_id: int, started_at: datetime) -> None:
+    """The job's lastRun, for a run still going (the watcher's first tick); a run that ends sooner has it set by
+    run_ended instead, in the UPDATE that counts its outcome."""
+    ScheduledJob.objects.filter(pk=job_id).update(last_run_at=latest_start(started_at))
+
+
+def latest_start(started_at: datetime):
+    # Runs that overlap (ALLOW) may report out of order: lastRun keeps the latest start.
+    return Greatest(Coalesce(F("last_run_at"), Value(started_at)), Value(started_at))

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 
 from celery import current_task
@@ -47,28 +48,65 @@ def run_scheduled(
         return None
     now = datetime.now(UTC)
     missed = job.late_slot_fate(slot, now)
-    try:
-        with transaction.atomic():
-            run = JobHistory.objects.create(
-                job=job,
-                instance_id=job.instance_id,
-                trigger=RunTrigger.SCHEDULE,
-                scheduled_for=slot,
-                published_at=published_at,
-                task_id=task_id,
-                **({"status": RunStatus.MISSED, "error": missed, "finished_at": now} if missed else {}),
-            )
-    except IntegrityError:
-        log.info("job %s: slot %s already has a run; duplicate delivery ignored", job_id, slot)
-        return None
     if missed:
-        log.warning("job %s: slot %s %s", job_id, slot.isoformat(), missed)
-        metrics.record_end(RunStatus.MISSED, RunTrigger.SCHEDULE, None, now, None)
-        return run.pk
+        run = _record_slot(job, slot, published_at, task_id, status=RunStatus.MISSED, error=missed, finished_at=now)
+        if run is not None:
+            log.warning("job %s: slot %s %s", job_id, slot.isoformat(), missed)
+            metrics.record_end(RunStatus.MISSED, RunTrigger.SCHEDULE, None, now, None)
+        return run.pk if run else None
     if published_at is not None and job.fire_time(slot) < now - timedelta(seconds=settings.JOBS_MISFIRE_GRACE_SECONDS):
         log.info("job %s: slot %s runs late, within its catch-up window", job_id, slot.isoformat())
-    execute(run, job)
-    return run.pk
+    lock = _lock_for(job)
+    if lock is None or lock.acquire():
+        # The usual case, in one INSERT: the slot's row is born claimed by this worker (no QUEUED row to claim).
+        # The lock is taken first so that the row never says RUNNING for a run that then has to skip. A
+        # duplicate delivery holds the free lock for the length of its failing INSERT.
+        started = datetime.now(UTC)
+        run = _record_slot(
+            job,
+            slot,
+            published_at,
+            task_id,
+            status=RunStatus.RUNNING,
+            started_at=started,
+            heartbeat_at=started,
+            worker=worker_name(),
+            steps=engine.claimed_steps(job.workflow["tasks"]),
+        )
+        if run is None:
+            if lock is not None:
+                lock.release()
+            return None
+        with log_context(job_id=job.pk, run_id=run.pk, instance_id=job.instance_id):
+            _run_claimed(run, job, lock)
+        return run.pk
+    # The job's previous run still holds the lock: the slot gets a QUEUED row, skipped or parked by the policy.
+    run = _record_slot(job, slot, published_at, task_id)
+    if run is not None:
+        execute(run, job)
+    return run.pk if run else None
+
+
+def _record_slot(job: ScheduledJob, slot: datetime, published_at, task_id, **fields) -> JobHistory | None:
+    """The slot's one row, or None when it already has one (the unique job+slot constraint: a duplicate delivery)."""
+    row = JobHistory(
+        job=job,
+        instance_id=job.instance_id,
+        trigger=RunTrigger.SCHEDULE,
+        scheduled_for=slot,
+        published_at=published_at,
+        task_id=task_id,
+        **fields,
+    )
+    try:
+        # A worker is in autocommit: the INSERT is its own transaction, and a duplicate's failure ends with it.
+        # Inside a caller's transaction (a test, a shell) a savepoint keeps that transaction usable.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
+            row.save(force_insert=True)
+        return row
+    except IntegrityError:
+        log.info("job %s: slot %s already has a run; duplicate delivery ignored", job.pk, slot)
+        return None
 
 
 def run_queued(run_id: int, task_id: str | None = None) -> int | None:
@@ -87,38 +125,80 @@ def run_queued(run_id: int, task_id: str | None = None) -> int | None:
 
 
 def execute(run: JobHistory, job: ScheduledJob) -> None:
+    """Runs a QUEUED run: admitted under the job's overlap policy, claimed, run."""
     with log_context(job_id=job.pk, run_id=run.pk, instance_id=job.instance_id):
-        _execute(run, job)
-
-
-def _execute(run: JobHistory, job: ScheduledJob) -> None:
-    run_log = RunLog()
-    # ALLOW runs side by side (unless a bisync step forbids it): no lock, so nothing to skip or wait for.
-    lock = RunLock(job.pk) if job.runs_one_at_a_time else None
-    try:
-        if lock is not None and not lock.acquire():
-            if run.buffered_at is not None:
-                return  # still waiting its turn: the running run (or the sweeper) starts it
-            if not _may_buffer(run, job):
-                reason = "the previous run of this job was still going"
-                if job.overlap_policy == OverlapPolicy.BUFFER_ONE and run.trigger == RunTrigger.SCHEDULE:
-                    reason += " and another slot was already waiting"
-                run_log.line(f"Run {run.pk} of job {job.pk}: skipped, {reason}.")
-                _finish(run, RunStatus.SKIPPED, run_log, error=f"skipped: {reason}")
-                return
-            # Parked. The running run may have ended between our two looks: then start it ourselves.
-            if not lock.acquire():
-                log.info("run %s: waits for the job's running run (BUFFER_ONE)", run.pk)
-                return
-        try:
-            _execute_locked(run, job, run_log, lock)
-        finally:
+        lock = _lock_for(job)
+        if not _admit(run, job, lock):
+            return
+        started, worker = datetime.now(UTC), worker_name()
+        steps = engine.claimed_steps(job.workflow["tasks"])
+        # Only a queued run starts: a run cancelled while queued stays cancelled.
+        claimed = db_retry(
+            lambda: JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+                status=RunStatus.RUNNING,
+                started_at=started,
+                worker=worker,
+                heartbeat_at=started,
+                task_id=run.task_id,
+                steps=steps,
+            ),
+            "claim the run",
+        )
+        if not claimed:
             if lock is not None:
                 lock.release()
-        if lock is not None:
-            start_buffered(job.pk)
+            _hand_on_parked(job)
+            return
+        run.status, run.started_at, run.worker, run.steps = RunStatus.RUNNING, started, worker, steps
+        _run_claimed(run, job, lock)
+
+
+def _lock_for(job: ScheduledJob) -> RunLock | None:
+    # ALLOW runs side by side (unless a bisync step forbids it): no lock, so nothing to skip or wait for.
+    return RunLock(job.pk) if job.runs_one_at_a_time else None
+
+
+def _admit(run: JobHistory, job: ScheduledJob, lock: RunLock | None) -> bool:
+    """Takes the job's lock for `run`; if the previous run holds it, skips or parks `run` under the job's overlap
+    policy and answers False."""
+    if lock is None or lock.acquire():
+        return True
+    if run.buffered_at is not None:
+        return False  # still waiting its turn: the running run (or the sweeper) starts it
+    if not _may_buffer(run, job):
+        reason = "the previous run of this job was still going"
+        if job.overlap_policy == OverlapPolicy.BUFFER_ONE and run.trigger == RunTrigger.SCHEDULE:
+            reason += " and another slot was already waiting"
+        run_log = RunLog()
+        try:
+            run_log.line(f"Run {run.pk} of job {job.pk}: skipped, {reason}.")
+            _finish(run, RunStatus.SKIPPED, run_log, error=f"skipped: {reason}")
+        finally:
+            run_log.close()
+        return False
+    # Parked. The running run may have ended between our two looks: then start it ourselves.
+    if lock.acquire():
+        return True
+    log.info("run %s: waits for the job's running run (BUFFER_ONE)", run.pk)
+    return False
+
+
+def _run_claimed(run: JobHistory, job: ScheduledJob, lock: RunLock | None) -> None:
+    """Runs a run this worker has claimed (RUNNING, its row says so) and holds the lock of, then lets go of it."""
+    run_log = RunLog()
+    try:
+        _execute_claimed(run, job, run_log, lock)
     finally:
         run_log.close()
+        if lock is not None:
+            lock.release()
+    _hand_on_parked(job)
+
+
+def _hand_on_parked(job: ScheduledJob) -> None:
+    """Now that the job's lock is free, its parked slot (BUFFER_ONE), if any, goes to a worker."""
+    if job.overlap_policy == OverlapPolicy.BUFFER_ONE:
+        start_buffered(job.pk)
 
 
 def _may_buffer(run: JobHistory, job: ScheduledJob) -> bool:
@@ -163,22 +243,11 @@ def worker_name() -> str:
     return f"{node}:{os.getpid()}"[:200]
 
 
-def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: RunLock | None) -> None:
-    started = datetime.now(UTC)
-    worker = worker_name()
-    # Only a queued run starts: a run cancelled while queued stays cancelled.
-    claimed = db_retry(
-        lambda: JobHistory.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=started, worker=worker, heartbeat_at=started, task_id=run.task_id
-        ),
-        "claim the run",
-    )
-    if not claimed:
-        return
-    db_retry(lambda: ScheduledJob.objects.filter(pk=job.pk).update(last_run_at=started), "note the start")
-    run.status, run.started_at = RunStatus.RUNNING, started
+def _execute_claimed(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: RunLock | None) -> None:
+    started, worker = run.started_at, run.worker
     metrics.record_start(run.scheduled_for, started)
-    log.info(
+    # DEBUG: the run's row and the worker's "Task ... received" line tell as much; "run ended" stays INFO.
+    log.debug(
         "run started (%s%s)",
         run.trigger.lower(),
         f", slot {run.scheduled_for.isoformat()}" if run.scheduled_for else "",
@@ -187,8 +256,14 @@ def _execute_locked(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: R
     slot = f" for {run.scheduled_for.isoformat()}" if run.scheduled_for else ""
     run_log.line(f"Run {run.pk} of job {job.pk} ({job.name or 'unnamed'}), {run.trigger.lower()}{slot}, on {worker}")
     limit = job.time_limit_seconds or settings.JOBS_RUN_TIME_LIMIT
-    watch = Watch(run.pk, lock, limit, flush=lambda: _store_log_so_far(run, run_log))
-    steps = engine.pending_steps(job.workflow["tasks"])
+    watch = Watch(
+        run.pk,
+        lock,
+        limit,
+        flush=lambda: _store_log_so_far(run, run_log),
+        going=lambda: outcome.note_start(job.pk, started),
+    )
+    steps = run.steps
     watch.start()
     try:
         status, error, steps = engine.run_workflow(run, job, run_log, watch, steps)
@@ -235,7 +310,7 @@ def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = N
         discard_log(stored)
     metrics.record_end(status, run.trigger, run.started_at, fields["finished_at"], steps)
     log.info("run ended: %s%s", status.lower(), f" ({error})" if error else "")
-    db_retry(lambda: outcome.run_ended(run.job_id, run.pk, status), "count failures")
+    db_retry(lambda: outcome.run_ended(run.job_id, run.pk, status, run.started_at), "count failures")
 
 
 def db_retry(operation, what: str):
@@ -253,8 +328,3 @@ def db_retry(operation, what: str):
             connection.close()
             time.sleep(delay)
             delay = min(delay * 2, 8)
-
-
-
-
-

@@ -25,13 +25,21 @@ class Watch(threading.Thread):
     POLL_SECONDS = 1.0
 
     def __init__(
-        self, run_id: int, lock: RunLock | None, limit_seconds: int, flush: Callable[[], None] | None = None
+        self,
+        run_id: int,
+        lock: RunLock | None,
+        limit_seconds: int,
+        flush: Callable[[], None] | None = None,
+        going: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(daemon=True, name=f"watch-run-{run_id}")
         self.run_id = run_id
         self.lock = lock
         # Stores the log so far, every JOBS_PROGRESS_SECONDS: readers see a long run's log while it goes on.
         self.flush = flush
+        # Called once, at the first tick, if the run is still going then: what a short run's end does anyway
+        # (its job's lastRun) is done early only for runs that last.
+        self.going = going
         self.deadline = time.monotonic() + limit_seconds
         self.stop_event = threading.Event()
         self.done = threading.Event()
@@ -43,8 +51,12 @@ class Watch(threading.Thread):
         flush_every = max(1.0, settings.JOBS_PROGRESS_SECONDS)
         next_renew = time.monotonic() + renew_every
         next_flush = time.monotonic() + flush_every
+        going = self.going
         try:
             while not self.done.wait(self.POLL_SECONDS):
+                if going is not None:
+                    self._call(going, "note that it is going")
+                    going = None
                 now = time.monotonic()
                 if now >= next_renew:
                     self._renew()
@@ -73,6 +85,13 @@ class Watch(threading.Thread):
             JobHistory.objects.filter(pk=self.run_id, status=RunStatus.RUNNING).update(heartbeat_at=datetime.now(UTC))
         except Exception:
             log.warning("run %s: could not write its heartbeat", self.run_id, exc_info=True)
+            connection.close()
+
+    def _call(self, what: Callable[[], None], doing: str) -> None:
+        try:
+            what()
+        except Exception:
+            log.warning("run %s: could not %s", self.run_id, doing, exc_info=True)
             connection.close()
 
     def _flush(self) -> None:

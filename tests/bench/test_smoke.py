@@ -62,6 +62,20 @@ def test_it_smokes_the_scheduler_bench(tmp_path):
 
 
 @pytest.mark.slow
+def test_it_smokes_the_scheduler_bench_with_two_machines(tmp_path):
+    doc = tmp_path / "benchmarks.md"
+    run_bench("scheduler", "--machines", "2", "--doc", str(doc), timeout=180)
+    text = doc.read_text()
+    assert "## Fleet (bench/scheduler.py --machines)" in text
+    row = re.search(
+        r"\| ours \(JobsScheduler\) \| ok \| 9 / 9 \| .* \| 0 / 0 \| ([\d.]+) \| (\d+) % / (\d+) % \|", text
+    )
+    assert row, text
+    assert float(row.group(1)) > 0  # worker CPU per run, measured
+    assert int(row.group(2)) + int(row.group(3)) in (99, 100, 101)  # two machines' shares of the one boundary
+
+
+@pytest.mark.slow
 def test_it_smokes_the_sync_bench(tmp_path):
     doc = tmp_path / "benchmarks.md"
     run_bench("sync", "--doc", str(doc), timeout=180)

@@ -100,17 +100,18 @@ def test_a_crash_is_stored_with_its_exception_and_traceback_redacted(job, admin_
 
 def test_the_run_page_links_to_its_task_result_with_state_worker_and_time(job, admin_client):
     task_id = str(uuid.uuid4())
-    run = ran_run(job, task_id)
-    app.backend.mark_as_started(task_id, pid=123, hostname="worker-a@host-1")
-    app.backend.mark_as_done(task_id, run.pk, request=task_request(task_id, run.pk))
+    run = ran_run(job, task_id, RunStatus.FAILED)
+    try:
+        raise OperationalError("the database went away")
+    except OperationalError as exc:
+        app.backend.mark_as_failure(
+            task_id, exc, traceback=traceback.format_exc(), request=task_request(task_id, run.pk)
+        )
 
     page = run_page(admin_client, run)
 
-    stored = TaskResult.objects.get(task_id=task_id)
-    assert (stored.status, json.loads(stored.result)) == ("SUCCESS", run.pk)
-    assert stored.date_started is not None
-    assert stored.date_done >= stored.date_started
-    assert f'<a href="{result_page_url(task_id)}"><code>{task_id}</code></a> · SUCCESS on worker-a@host-1' in page
+    assert TaskResult.objects.get(task_id=task_id).status == "FAILURE"
+    assert f'<a href="{result_page_url(task_id)}"><code>{task_id}</code></a> · FAILURE on worker-a@host-1' in page
     assert admin_client.get(result_page_url(task_id)).status_code == 200
 
 
@@ -123,7 +124,7 @@ def test_the_run_page_says_why_there_is_no_task_result(job, admin_client):
     assert "None yet: the task that starts this run records itself here." in run_page(admin_client, queued)
     assert "None: this row was recorded without a run task" in run_page(admin_client, missed)
     page = run_page(admin_client, expired)
-    assert f"<code>{expired.task_id}</code> · no result stored" in page
+    assert f"<code>{expired.task_id}</code> · no result stored: a run task stores one only when it crashes" in page
     assert "results are kept 14 days" in page
 
 
