@@ -37,8 +37,11 @@ class SyncExecutionContext(ExecutionContext):
             found = _ORDINARY
             field_def = get_field_def(self.schema, parent_type, field_nodes[0])
             resolve = field_def.resolve if field_def else None
+            # graphene-django always passes a middleware list, so graphql-core always has a manager: an empty one
+            # changes no resolver.
+            middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
             if (
-                not self.middleware_manager
+                not middleware
                 and isinstance(resolve, partial)
                 and resolve.func is dict_or_attr_resolver
                 and len(resolve.args) == 2
