@@ -54,20 +54,21 @@ class Watch(threading.Thread):
         going = self.going
         try:
             while not self.done.wait(self.POLL_SECONDS):
-                if going is not None:
+                now = time.monotonic()
+                # The limit and a cancel first: the writes below may wait on the database.
+                if now >= self.deadline:
+                    self._halt("time limit")
+                elif self._cancel_requested():
+                    self._halt("cancelled")
+                if going is not None and not self.stop_event.is_set():
                     self._call(going, "note that it is going")
                     going = None
-                now = time.monotonic()
                 if now >= next_renew:
                     self._renew()
                     next_renew = now + renew_every
                 if self.flush is not None and now >= next_flush:
                     self._flush()
                     next_flush = time.monotonic() + flush_every
-                if now >= self.deadline:
-                    self._halt("time limit")
-                elif self._cancel_requested():
-                    self._halt("cancelled")
         finally:
             # This thread's own database connection.
             connection.close()
