@@ -46,7 +46,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import netem  # noqa: E402
 from bench.harness import (  # noqa: E402
     DOC,
     ROOT,
@@ -69,7 +68,7 @@ from bench.sync_fixtures import (  # noqa: E402
     serve_s3,
     streaming_cost,
 )
-from bench.sync_report import render, section_for  # noqa: E402
+from bench.sync_report import SECTION, render  # noqa: E402
 from bench.sync_runs import DEFAULT_VARIANTS, VARIANTS, Bench, Measurement  # noqa: E402
 
 OUT_DIR = ROOT / "var" / "bench-sync"
@@ -151,13 +150,6 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=180, help="... waiting at most this many seconds")
     parser.add_argument("--slot-margin", type=float, default=15.0, help="least seconds between setting and slot")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one job run")
-    parser.add_argument(
-        "--rtt-ms",
-        type=float,
-        default=0.0,
-        help="a network round trip to the server: tc netem delays its port's packets on loopback (root); "
-        "results go to their own section",
-    )
     parser.add_argument("--workdir", help="parent of the work folder (default: the system's temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (tree, server data, logs)")
     parser.add_argument("--no-doc", action="store_true", help="do not write the section in docs/benchmarks.md")
@@ -172,8 +164,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.render_only:
         data = json.loads(Path(args.render_only).read_text())
-        results = [Measurement(**m) for m in data["results"]]
-        write_doc(section_for(data["meta"]), render(results, data["meta"]), args.doc)
+        write_doc(SECTION, render([Measurement(**m) for m in data["results"]], data["meta"]), args.doc)
         print(f"wrote {args.doc} from {args.render_only}")
         return
     if args.smoke:
@@ -237,11 +228,6 @@ def main() -> None:
     generate_seconds = time.monotonic() - started
     print(f"  {expected[0]:,} files, {expected[1]:,} bytes in {generate_seconds:.1f} s", flush=True)
     server = serve_s3(workdir / "s3", logdir)
-    if args.rtt_ms:
-        try:
-            atexit.register(netem.delay_port(server.port, args.rtt_ms))
-        except netem.NetemUnavailable as exc:
-            sys.exit(f"--rtt-ms: {exc}")
     bench = Bench(args, workdir, logdir, tree, expected, server)
     bench.prepare_service()
     if "job" in variants:
@@ -295,7 +281,6 @@ def main() -> None:
         "quiet": args.quiet,
         "quiet_wait": args.quiet_wait,
         "code": code_at_start,
-        "rtt_ms": args.rtt_ms,
         "all_verified": all(m.verified for m in results if m.phase == "full"),
         "streaming": streaming,
         "first_call": first_call_cost(),
@@ -320,7 +305,7 @@ def main() -> None:
     text = render(results, meta)
     print("\n" + text)
     if not args.no_doc:
-        write_doc(section_for(meta), text, args.doc)
+        write_doc(SECTION, text, args.doc)
         print(f"\nwrote {args.doc}")
 
 

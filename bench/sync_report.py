@@ -9,12 +9,6 @@ from bench.sync_runs import LABELS, QUIET_CORES, TARGET, VARIANTS, Measurement
 SECTION = "## Sync (bench/sync.py)"
 
 
-def section_for(meta: dict) -> str:
-    """Runs over an added round trip (--rtt-ms) have a section of their own beside the loopback one."""
-    rtt = meta.get("rtt_ms") or 0
-    return f"## Sync, {rtt:g} ms round trip to the server (bench/sync.py --rtt-ms)" if rtt else SECTION
-
-
 def of(results: list[Measurement], variant: str, phase: str) -> list[Measurement]:
     return [m for m in results if m.variant == variant and m.phase == phase]
 
@@ -55,16 +49,8 @@ def render(results: list[Measurement], meta: dict) -> str:
         else "queued with `jobs.services.run_now` (runScheduledJob's path)"
     )
     log_flags = meta.get("log_flags", "--use-json-log --log-level INFO --stats 10s")
-    rtt = meta.get("rtt_ms") or 0
-    network = (
-        f" Every packet to and from the server's port waits {rtt / 2:g} ms on loopback (bench/netem.py: tc netem on "
-        f"that port only), a {rtt:g} ms round trip like an object store's in the same region; the rest of loopback "
-        "(PostgreSQL, Redis, the egress proxy's client side) is not delayed."
-        if rtt
-        else ""
-    )
     lines = [
-        section_for(meta),
+        SECTION,
         "",
         f"- Date: {meta['date']}; total run {meta['total_seconds']:.0f} s (tree generated in "
         f"{meta['generate_seconds']:.1f} s).",
@@ -78,7 +64,7 @@ def render(results: list[Measurement], meta: dict) -> str:
         f"{shape.big_size >> 20} MiB, random (incompressible) content, fixed mtimes, on "
         "local disk. Destination: `rclone serve s3 ROOT --addr 127.0.0.1:PORT --auth-key USER,PASS` (default "
         "server options) over an empty folder with one bucket; each variant writes into a fresh prefix, removed "
-        "after its incremental run." + network,
+        "after its incremental run.",
         "",
         "What is measured: a full sync into an empty prefix, then an incremental one (the same command again, "
         "nothing changed: listing and comparing only), for each of:",
