@@ -185,11 +185,18 @@ def postgres_version(url: str) -> str:
 # --------------------------------------------------------------------------------------------- CPU from /proc
 
 
+def _stat_fields(stat: Path) -> list[str] | None:
+    """A /proc/PID/stat's fields after the command name, i.e. from field 3 (state) on; None once it is gone."""
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def cpu_of(pid: int) -> tuple[float, float]:
     """(own, reaped children's) CPU seconds of a process, from /proc/PID/stat; (0, 0) once it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
+    if fields is None:
         return 0.0, 0.0
     # After the ")" the list starts at field 3: utime, stime, cutime, cstime are fields 14-17.
     own = (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -202,11 +209,8 @@ def group_cpu(pgid: int) -> float:
     Process starts in their own session), their reaped children's included."""
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # field 5, pgrp
+        fields = _stat_fields(stat)
+        if fields is not None and int(fields[2]) == pgid:  # field 5, pgrp
             total += sum(int(v) for v in fields[11:15]) / CLK_TCK
     return total
 

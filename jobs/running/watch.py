@@ -67,7 +67,8 @@ class Watch(threading.Thread):
                     self._renew()
                     next_renew = now + renew_every
                 if self.flush is not None and now >= next_flush:
-                    self._flush()
+                    # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
+                    self._call(self.flush, "store its log so far")
                     next_flush = time.monotonic() + flush_every
         finally:
             # This thread's own database connection.
@@ -89,18 +90,11 @@ class Watch(threading.Thread):
             connection.close()
 
     def _call(self, what: Callable[[], None], doing: str) -> None:
+        """Best effort: trouble is logged, and this thread's connection dropped in case it was the cause."""
         try:
             what()
         except Exception:
             log.warning("run %s: could not %s", self.run_id, doing, exc_info=True)
-            connection.close()
-
-    def _flush(self) -> None:
-        try:
-            self.flush()
-        except Exception:
-            # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
-            log.warning("run %s: could not store its log so far", self.run_id, exc_info=True)
             connection.close()
 
     def _cancel_requested(self) -> bool:
