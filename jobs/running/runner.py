@@ -56,35 +56,34 @@ def run_scheduled(
         return run.pk if run else None
     if published_at is not None and job.fire_time(slot) < now - timedelta(seconds=settings.JOBS_MISFIRE_GRACE_SECONDS):
         log.info("job %s: slot %s runs late, within its catch-up window", job_id, slot.isoformat())
+    # The slot's row comes first, and its INSERT alone tells a duplicate delivery (the unique job+slot): a
+    # duplicate never touches the job's lock. (Were the lock taken first, a twin delivery holding it for the length
+    # of its INSERT would make this slot skip, and a late duplicate would make the job's next slot skip.) In the
+    # usual case this one INSERT is all the admission costs: the row is born claimed by this worker.
+    started = datetime.now(UTC)
+    run = _record_slot(
+        job,
+        slot,
+        published_at,
+        task_id,
+        status=RunStatus.RUNNING,
+        started_at=started,
+        heartbeat_at=started,
+        worker=worker_name(),
+        steps=engine.claimed_steps(job.workflow["tasks"]),
+    )
+    if run is None:
+        return None
     lock = _lock_for(job)
     if lock is None or lock.acquire():
-        # The usual case, in one INSERT: the slot's row is born claimed by this worker (no QUEUED row to claim).
-        # The lock is taken first so that the row never says RUNNING for a run that then has to skip. A
-        # duplicate delivery holds the free lock for the length of its failing INSERT.
-        started = datetime.now(UTC)
-        run = _record_slot(
-            job,
-            slot,
-            published_at,
-            task_id,
-            status=RunStatus.RUNNING,
-            started_at=started,
-            heartbeat_at=started,
-            worker=worker_name(),
-            steps=engine.claimed_steps(job.workflow["tasks"]),
-        )
-        if run is None:
-            if lock is not None:
-                lock.release()
-            return None
         with log_context(job_id=job.pk, run_id=run.pk, instance_id=job.instance_id):
             _run_claimed(run, job, lock)
         return run.pk
-    # The job's previous run still holds the lock: the slot gets a QUEUED row, skipped or parked by the policy.
-    run = _record_slot(job, slot, published_at, task_id)
-    if run is not None:
-        execute(run, job)
-    return run.pk if run else None
+    # The job's previous run holds the lock. The row, RUNNING for one Redis round trip, goes back to QUEUED and
+    # is skipped or parked under the job's policy like any queued run.
+    _unclaim(run)
+    execute(run, job)
+    return run.pk
 
 
 def _record_slot(job: ScheduledJob, slot: datetime, published_at, task_id, **fields) -> JobHistory | None:
@@ -107,6 +106,15 @@ def _record_slot(job: ScheduledJob, slot: datetime, published_at, task_id, **fie
     except IntegrityError:
         log.info("job %s: slot %s already has a run; duplicate delivery ignored", job.pk, slot)
         return None
+
+
+def _unclaim(run: JobHistory) -> None:
+    fields = {"status": RunStatus.QUEUED, "started_at": None, "heartbeat_at": None, "worker": None, "steps": None}
+    db_retry(
+        lambda: JobHistory.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(**fields), "queue the slot"
+    )
+    for name, value in fields.items():
+        setattr(run, name, value)
 
 
 def run_queued(run_id: int, task_id: str | None = None) -> int | None:

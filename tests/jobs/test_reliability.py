@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.core.files.storage import default_storage
-from django.db import connection
+from django.db import connection, transaction
 from redbeat.decoder import to_timestamp
 
 from configs.crypto import fernet
@@ -290,6 +290,52 @@ def test_it_runs_overlapping_slots_side_by_side_when_allowed(instance, http_serv
     for t in threads:
         t.join(30)
     assert {r.status for r in rows(job)} == {RunStatus.SUCCEEDED}
+
+
+def waiting_on_a_row_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE NOT l.granted AND a.datname = current_database()"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)  # three connections: the twin's, the duplicate's, the next slot's
+def test_a_duplicate_delivery_in_flight_never_makes_the_next_slot_skip(instance, http_server):
+    # Seen in the fault test: a slot's message delivered twice at once (a killed worker's, and the sweeper's
+    # re-send). The duplicate's INSERT waits on its twin's uncommitted row; it must not hold the job's lock
+    # meanwhile, or the job's next slot finds the lock taken and skips.
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL row lock is what holds the duplicate's INSERT")
+    job = make_job(instance, http_server.url("/ok"))
+    slot, next_slot = minute(0), minute(1)
+    inserted, commit = threading.Event(), threading.Event()
+
+    def twin() -> None:
+        with transaction.atomic():
+            JobHistory.objects.create(
+                job=job, instance_id=job.instance_id, trigger=RunTrigger.SCHEDULE, scheduled_for=slot
+            )
+            inserted.set()
+            commit.wait(30)
+
+    duplicate: list[int | None] = []
+    threads = [in_thread(twin), in_thread(lambda: duplicate.append(runner.run_scheduled(job.pk, slot)))]
+    threads[0].start()
+    assert inserted.wait(30)
+    threads[1].start()
+    try:
+        wait_until(waiting_on_a_row_lock)
+        following = JobHistory.objects.get(pk=runner.run_scheduled(job.pk, next_slot))
+    finally:
+        commit.set()
+        for thread in threads:
+            thread.join(30)
+
+    assert (following.status, following.error) == (RunStatus.SUCCEEDED, None)
+    assert duplicate == [None]
+    assert [r.scheduled_for for r in rows(job)] == [slot, next_slot]
 
 
 # --------------------------------------------------------------------------- retries

@@ -80,7 +80,7 @@ def test_a_slot_that_finds_the_lock_taken_is_queued_and_skipped_without_running(
     assert not run.steps
 
 
-def test_a_duplicate_delivery_lets_go_of_the_lock_it_took(instance, resource):
+def test_a_duplicate_delivery_is_ignored_and_leaves_the_lock_free(instance, resource):
     job = cheapest_job(instance, resource, overlap_policy=OverlapPolicy.SKIP)
     first = runner.run_scheduled(job.pk, SLOT)
 
