@@ -232,6 +232,7 @@ def run(args) -> None:
             "retention_days": settings.JOBS_HISTORY_RETENTION_DAYS,
             "keep_runs": settings.JOBS_HISTORY_KEEP_RUNS,
             "batch": settings.JOBS_PRUNE_BATCH,
+            "pause_ms": settings.JOBS_PRUNE_PAUSE_MS,
         },
         "before": before_counts,
         "after": after_counts,

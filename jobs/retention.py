@@ -7,12 +7,17 @@ their logs are queued as LogDeletion rows; storage deletes the files afterwards 
 not delete stays queued for a later try. So no row ever points at a deleted log, no log of a kept row is deleted,
 and a storage failure loses nothing.
 
+The prune yields to the service: after every JOBS_PRUNE_BATCH rows deleted (whichever jobs they came from) it
+pauses JOBS_PRUNE_PAUSE_MS, so a backlog of a million runs does not keep a core and PostgreSQL busy end to end while
+API pages are read on the same machine (docs/benchmarks.md, Prune).
+
 Every query is one an index serves: the instance's jobs from (instance, id), each job's N-th newest run and the
 rows below it from (job, created_at, id) (one query per instance finds the jobs with something to delete), the
 deletions by primary key.
 """
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
@@ -55,17 +60,31 @@ class PruneReport:
         return report
 
 
+class _Pace:
+    """Counts rows deleted across jobs and pauses after each JOBS_PRUNE_BATCH of them."""
+
+    def __init__(self) -> None:
+        self.since_pause = 0
+
+    def deleted(self, rows: int) -> None:
+        self.since_pause += rows
+        if self.since_pause >= settings.JOBS_PRUNE_BATCH and settings.JOBS_PRUNE_PAUSE_MS > 0:
+            self.since_pause -= settings.JOBS_PRUNE_BATCH  # a call never brings more than one batch
+            time.sleep(settings.JOBS_PRUNE_PAUSE_MS / 1000)
+
+
 def prune(now: datetime | None = None, dry_run: bool = False) -> PruneReport:
     """Deletes every instance's runs past its retention (or counts them, with dry_run), then drains the log
     deletions queued so far."""
     now = now or timezone.now()
     report = PruneReport(dry_run=dry_run)
+    pace = _Pace()
     for instance_id, own_days in Instance.objects.values_list("id", "history_retention_days").order_by("id"):
         days = own_days or settings.JOBS_HISTORY_RETENTION_DAYS
         found = InstancePrune(instance_id, days)
         cutoff = now - timedelta(days=days)
         for job_id, floor in _jobs_to_prune(instance_id, cutoff):
-            runs, logs = _prune_job(job_id, floor, cutoff, now, dry_run)
+            runs, logs = _prune_job(job_id, floor, cutoff, now, dry_run, pace)
             found.runs += runs
             found.logs += logs
         report.instances.append(found)
@@ -95,7 +114,7 @@ def _jobs_to_prune(instance_id: int, cutoff: datetime) -> list[tuple[int, tuple[
 
 
 def _prune_job(
-    job_id: int, floor: tuple[datetime, int] | None, cutoff: datetime, now: datetime, dry_run: bool
+    job_id: int, floor: tuple[datetime, int] | None, cutoff: datetime, now: datetime, dry_run: bool, pace: _Pace
 ) -> tuple[int, int]:
     """(runs, logs) deleted (or that would be) of one job: older than cutoff and below its floor (its last N runs)."""
     old = JobHistory.objects.filter(job_id=job_id, created_at__lt=cutoff).exclude(status__in=ACTIVE)
@@ -114,6 +133,7 @@ def _prune_job(
             LogDeletion.objects.bulk_create([LogDeletion(path=path, next_attempt_at=now) for path in paths])
             JobHistory.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
         runs, logs = runs + len(batch), logs + len(paths)
+        pace.deleted(len(batch))
 
 
 def drain(now: datetime | None = None, limit: int | None = None) -> tuple[int, int]:

@@ -296,11 +296,13 @@ JOBS_MISSED_RECORD_LIMIT = env_int("JOBS_MISSED_RECORD_LIMIT", 1440)
 # the next one does the same work.
 # History retention (jobs/retention.py): runs older than this many days are deleted with their logs (an instance's
 # own history_retention_days wins), but never the last JOBS_HISTORY_KEEP_RUNS runs of a job; pruning runs every
-# JOBS_PRUNE_SECONDS, JOBS_PRUNE_BATCH rows per transaction.
+# JOBS_PRUNE_SECONDS, JOBS_PRUNE_BATCH rows per transaction, pausing JOBS_PRUNE_PAUSE_MS after each batch's worth of
+# rows so that a big backlog leaves CPU to the API meanwhile.
 JOBS_HISTORY_RETENTION_DAYS = env_int("JOBS_HISTORY_RETENTION_DAYS", 90)
 JOBS_HISTORY_KEEP_RUNS = env_int("JOBS_HISTORY_KEEP_RUNS", 20)
 JOBS_PRUNE_SECONDS = env_int("JOBS_PRUNE_SECONDS", 3600)
 JOBS_PRUNE_BATCH = env_int("JOBS_PRUNE_BATCH", 1000)
+JOBS_PRUNE_PAUSE_MS = env_int("JOBS_PRUNE_PAUSE_MS", 100)
 CELERY_BEAT_SCHEDULE = {
     "jobs-sweep": {
         "task": "jobs.sweep",

@@ -2,6 +2,7 @@
 storage failures retried with nothing left dangling, dry runs harmless. (Deleted jobs: tests/jobs/test_log_purge.py.)"""
 
 import json
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -27,6 +28,7 @@ def retention_settings(settings):
     settings.JOBS_HISTORY_RETENTION_DAYS = 30
     settings.JOBS_HISTORY_KEEP_RUNS = 3
     settings.JOBS_PRUNE_BATCH = 4  # several batches even for a handful of rows
+    settings.JOBS_PRUNE_PAUSE_MS = 0
 
 
 def add_runs(job, days_ago: list[float], status: str = RunStatus.SUCCEEDED) -> list[JobHistory]:
@@ -45,6 +47,19 @@ def add_runs(job, days_ago: list[float], status: str = RunStatus.SUCCEEDED) -> l
 
 def kept(job) -> set[int]:
     return set(JobHistory.objects.filter(job=job).values_list("pk", flat=True))
+
+
+def test_it_pauses_after_every_batch_worth_of_rows_across_jobs(job, other_job, settings):
+    settings.JOBS_PRUNE_PAUSE_MS = 60
+    add_runs(job, [90, 80, 70, 60, 50, 40, 5, 4, 3])  # 6 to delete: batches of 4 and 2
+    add_runs(other_job, [90, 80, 70, 60, 50, 40, 5, 4, 3])  # 6 more: 12 rows in all, 3 batches' worth
+
+    started = time.monotonic()
+    report = retention.prune(now=NOW)
+
+    assert report.runs_deleted == 12
+    # Three pauses at least (time.sleep never returns early); without pacing this prune takes a few milliseconds.
+    assert time.monotonic() - started >= 3 * 0.060
 
 
 def test_it_deletes_runs_past_retention_with_their_logs_and_keeps_the_rest(job):
