@@ -247,16 +247,8 @@ class ScheduledJob(graphene.ObjectType):
         return public_workflow(job.workflow)
 
     @staticmethod
-    def resolve_overlap_policy(job: ScheduledJobModel, info) -> str:
-        return enum_value(job.overlap_policy)
-
-    @staticmethod
     def resolve_webhook_secret_set(job: ScheduledJobModel, info) -> bool:
         return bool(job.webhook_secret)
-
-    @staticmethod
-    def resolve_frequency_type(job: ScheduledJobModel, info) -> str:
-        return enum_value(job.frequency_type)
 
     @staticmethod
     def resolve_next_run(job: ScheduledJobModel, info):

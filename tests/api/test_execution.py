@@ -3,7 +3,9 @@ are read in place, not executed one by one (getScheduledJobs of 1,000 jobs has ~
 resolvers of their own, objects and lists still go graphql-core's way. tests/api/test_golden_answers.py holds the
 answers byte for byte."""
 
+import graphene
 import pytest
+from graphql import ExecutionContext, execute, parse
 
 from jobs.models import ScheduledJob
 from pointscene.graphql.execution import SyncExecutionContext
@@ -47,3 +49,46 @@ def test_it_reads_plain_leaves_in_place_and_executes_the_rest(api, acme_token, i
     # The list itself, and per job its history (a list) and nextRun (a resolver): never id, active, cronExpression
     # or createdAt.
     assert executed == ["Query.getScheduledJobs"] + ["ScheduledJob.history", "ScheduledJob.nextRun"] * 3
+
+
+class _Item(graphene.ObjectType):
+    name = graphene.String(required=True)
+    note = graphene.String()
+
+    @staticmethod
+    def resolve_note(item, info):
+        if item.get("note") == "raise":
+            raise ValueError("no note here")
+        return item.get("note")
+
+
+class _Query(graphene.ObjectType):
+    items = graphene.List(_Item)
+    strict = graphene.List(graphene.NonNull(_Item))
+    required = graphene.List(graphene.NonNull(_Item), required=True)
+
+    @staticmethod
+    def resolve_items(root, info):
+        return [{"name": "a", "note": "x"}, None, {"name": None}, {"name": "d", "note": "raise"}]
+
+    @staticmethod
+    def resolve_strict(root, info):
+        return [{"name": "a"}, None]
+
+    @staticmethod
+    def resolve_required(root, info):
+        return [{"name": "a"}, {"name": None}]
+
+
+@pytest.mark.parametrize("field", ["items", "strict", "required"])
+def test_it_completes_lists_of_objects_exactly_as_graphql_core_does(field):
+    # Nulls in the list, a null for a non-null field, a resolver that raises: the same data, errors and paths.
+    schema = graphene.Schema(query=_Query).graphql_schema
+    document = parse(f"{{ {field} {{ name note }} }}")
+
+    ours = execute(schema, document, execution_context_class=SyncExecutionContext)
+    theirs = execute(schema, document, execution_context_class=ExecutionContext)
+
+    assert ours.data == theirs.data
+    assert [e.formatted for e in ours.errors or []] == [e.formatted for e in theirs.errors or []]
+    assert theirs.errors  # every case has an error to compare
