@@ -1,7 +1,5 @@
 """Reading run history: newest first, paged by an opaque keyset cursor (never OFFSET)."""
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +8,7 @@ from django.db.models import Q, QuerySet
 
 from jobs.models import JobHistory, RunStatus, RunTrigger
 from jobs.recent_runs import Run, latest_runs
-from pointscene.core import errors
+from pointscene.core import cursors, errors
 
 NEWEST_FIRST = ("-created_at", "-id")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -25,27 +23,15 @@ class HistoryPage:
 
 
 def encode_cursor(row: JobHistory) -> str:
-    micros = (row.created_at - _EPOCH) // timedelta(microseconds=1)
-    raw = f"{_CURSOR_VERSION}:{micros}:{row.pk}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode(_CURSOR_VERSION, (row.created_at - _EPOCH) // timedelta(microseconds=1), row.pk)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    bad = errors.invalid("page.after", errors.INVALID_CURSOR, "is not a cursor this API returned")
-    if not isinstance(cursor, str) or len(cursor) > 100:
-        raise bad
+def decode_cursor(cursor: object) -> tuple[datetime, int]:
+    micros, row_id = cursors.decode(cursor, _CURSOR_VERSION, 2, "page.after")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        version, micros, pk = raw.split(":")
-        if version != _CURSOR_VERSION:
-            raise ValueError(version)
-        created_at = _EPOCH + timedelta(microseconds=int(micros))
-        row_id = int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
-        raise bad from None
-    if row_id <= 0 or row_id > 2**63 - 1:
-        raise bad
-    return created_at, row_id
+        return _EPOCH + timedelta(microseconds=micros), row_id
+    except OverflowError:
+        raise cursors.refused("page.after") from None
 
 
 def page_size(first: object, field: str = "page.first") -> int:

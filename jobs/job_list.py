@@ -1,8 +1,6 @@
 """Listing an instance's jobs one page at a time, filtered: oldest first (by id), paged by an opaque keyset cursor
 in the style of jobs.history's (never OFFSET), so a page deep in 100,000 jobs costs what the first one does."""
 
-import base64
-import binascii
 from dataclasses import dataclass
 
 from django.db import connection
@@ -10,7 +8,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 
 from jobs.history import page_size
 from jobs.models import JobHistory, RunStatus, ScheduledJob
-from pointscene.core import errors
+from pointscene.core import cursors, errors
 
 _CURSOR_VERSION = "j1"
 MAX_FILTER_TEXT = 200
@@ -24,22 +22,11 @@ class JobPage:
 
 
 def encode_job_cursor(job_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_VERSION}:{job_id}".encode()).decode().rstrip("=")
+    return cursors.encode(_CURSOR_VERSION, job_id)
 
 
 def decode_job_cursor(cursor: object) -> int:
-    bad = errors.invalid("after", errors.INVALID_CURSOR, "is not a cursor this API returned")
-    if not isinstance(cursor, str) or len(cursor) > 100:
-        raise bad
-    try:
-        version, pk = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii").split(":")
-        if version != _CURSOR_VERSION:
-            raise ValueError(version)
-        job_id = int(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise bad from None
-    if job_id <= 0 or job_id > 2**63 - 1:
-        raise bad
+    (job_id,) = cursors.decode(cursor, _CURSOR_VERSION, 1, "after")
     return job_id
 
 
