@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import DOC, ensure_database, private_database, smoke_doc, start_redis, stop_on_exit  # noqa: E402
+from bench.harness import DOC, api_environment, smoke_doc, stop_on_exit  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pointscene_bench"
 
@@ -50,13 +50,7 @@ def main() -> None:
     if args.smoke:
         args.requests, args.gunicorn_log = 5, folder / "gunicorn.log"
         args.doc = smoke_doc(None if args.doc == DOC else str(args.doc))
-        os.environ["DATABASE_URL"] = private_database(os.environ["DATABASE_URL"])
-    elif os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
-        ensure_database(os.environ["DATABASE_URL"])  # a new one is seeded below
-    # A private Redis (the rate limiter counts there), and no GraphQL limit: the cases send requests back to back,
-    # well over the service's 600 a minute, and what is measured is the API, not the limiter.
-    os.environ["REDIS_URL"] = start_redis(folder)
-    os.environ.update(RATELIMIT_GRAPHQL_PER_PRINCIPAL="", RATELIMIT_GRAPHQL_PER_ADDRESS="")
+    api_environment(args.smoke, folder)  # a new database is seeded below
 
     import django
 

@@ -387,6 +387,19 @@ def write_doc(section: str, text: str, doc: Path = DOC) -> None:
     doc.write_text(new)
 
 
+def api_environment(smoke: bool, folder: Path) -> None:
+    """The environment of a benchmark that serves the API (bench/api.py, bench/prune.py), set before Django is:
+    with `smoke`, a private database beside DATABASE_URL's (dropped at exit); otherwise DATABASE_URL's, created if
+    missing. A private Redis in `folder` (the rate limiter counts there), and no GraphQL rate limit: the cases send
+    requests back to back, well over the service's 600 a minute, and what is measured is the API, not the limiter."""
+    if smoke:
+        os.environ["DATABASE_URL"] = private_database(os.environ["DATABASE_URL"])
+    elif os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
+        ensure_database(os.environ["DATABASE_URL"])
+    os.environ["REDIS_URL"] = start_redis(folder)
+    os.environ.update(RATELIMIT_GRAPHQL_PER_PRINCIPAL="", RATELIMIT_GRAPHQL_PER_ADDRESS="")
+
+
 def smoke_doc(given: str | None) -> Path:
     """Where a smoke run writes its section: `given`, else a file in a temporary folder (never docs/)."""
     if given:

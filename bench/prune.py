@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import DOC, ensure_database, private_database, smoke_doc, start_redis, stop_on_exit  # noqa: E402
+from bench.harness import DOC, api_environment, smoke_doc, stop_on_exit  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pointscene_prunebench"
 
@@ -49,14 +49,10 @@ def main() -> None:
     if args.smoke:
         args.settle, args.gunicorn_log = 2, folder / "gunicorn.log"
         args.doc = smoke_doc(None if args.doc == DOC else str(args.doc))
-        os.environ["DATABASE_URL"] = private_database(os.environ["DATABASE_URL"])
-    elif os.environ["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
-        ensure_database(os.environ["DATABASE_URL"])
+    api_environment(args.smoke, folder)
     # Logs on the local storage in a folder of this run's own (gunicorn inherits it); no S3 even if configured.
     os.environ["MEDIA_ROOT"] = str(folder / "media")
     os.environ.pop("STORAGE_S3_BUCKET", None)
-    os.environ["REDIS_URL"] = start_redis(folder)
-    os.environ.update(RATELIMIT_GRAPHQL_PER_PRINCIPAL="", RATELIMIT_GRAPHQL_PER_ADDRESS="")
 
     import django
 
