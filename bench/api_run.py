@@ -52,7 +52,7 @@ GET_JOBS = """query ($instanceId: ID!) {
     createdAt
   }
 }"""
-HISTORY_FIELDS = {"id", "jobId", "success", "logPath", "createdAt"}  # GET_JOBS's history selection
+HISTORY_FIELDS = set(re.search(r"history \{ ([^}]*) \}", GET_JOBS).group(1).split())  # what GET_JOBS reads of runs
 GET_HISTORY = """query ($instanceId: ID!, $page: PageInput) {
   getInstanceJobHistory(instanceId: $instanceId, page: $page) {
     items { id jobId success logPath createdAt }

@@ -5,9 +5,9 @@ ids, times) read straight off an attribute by graphene's default resolver. graph
 info, a path, argument values and a completion for each. SyncExecutionContext reads such a field directly and
 serializes it with its type; anything else (a field with its own resolver, an object or list, a null for a non-null
 field, a value the type refuses, middleware) goes the ordinary way, so results and errors are exactly
-graphql-core's. Likewise a list of objects of one type (no is_type_of check) completes each item by executing its
-fields directly, where graphql-core would first dispatch on the item type three calls deep; a null or an error
-item goes the ordinary way.
+graphql-core's. Likewise a list of objects of one type (no is_type_of check) reads each item's leaves in place,
+without the path and the three-calls-deep dispatch on the item type graphql-core makes per item; only an item with
+a field left to execute gets a path, and a null or an error item goes the ordinary way.
 """
 
 from functools import partial
@@ -29,7 +29,6 @@ class SyncExecutionContext(ExecutionContext):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._leaves: dict[tuple[str, int], Any] = {}
         self._plans: dict[tuple[str, int], tuple[dict, list]] = {}
 
     def _plan(self, parent_type: GraphQLObjectType, fields: dict[str, list]) -> list[tuple[str, list, Any]]:
@@ -45,29 +44,24 @@ class SyncExecutionContext(ExecutionContext):
 
     def _leaf(self, parent_type: GraphQLObjectType, field_nodes: list) -> Any:
         """(attribute, default, nullable, serialize) when the field is a leaf read by graphene's default
-        resolver; otherwise _ORDINARY. Worked out once per field of the document."""
-        key = (parent_type.name, id(field_nodes[0]))
-        found = self._leaves.get(key)
-        if found is None:
-            found = _ORDINARY
-            field_def = get_field_def(self.schema, parent_type, field_nodes[0])
-            resolve = field_def.resolve if field_def else None
-            # graphene-django always passes a middleware list, so graphql-core always has a manager: an empty one
-            # changes no resolver.
-            middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
-            if (
-                not middleware
-                and isinstance(resolve, partial)
-                and resolve.func is dict_or_attr_resolver
-                and len(resolve.args) == 2
-                and not resolve.keywords
-            ):
-                nullable = not isinstance(field_def.type, GraphQLNonNull)
-                named = field_def.type if nullable else field_def.type.of_type
-                if is_leaf_type(named):
-                    found = (*resolve.args, nullable, named.serialize)
-            self._leaves[key] = found
-        return found
+        resolver; otherwise _ORDINARY. Worked out once per selection, by _plan."""
+        field_def = get_field_def(self.schema, parent_type, field_nodes[0])
+        resolve = field_def.resolve if field_def else None
+        # graphene-django always passes a middleware list, so graphql-core always has a manager: an empty one
+        # changes no resolver.
+        middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
+        if (
+            not middleware
+            and isinstance(resolve, partial)
+            and resolve.func is dict_or_attr_resolver
+            and len(resolve.args) == 2
+            and not resolve.keywords
+        ):
+            nullable = not isinstance(field_def.type, GraphQLNonNull)
+            named = field_def.type if nullable else field_def.type.of_type
+            if is_leaf_type(named):
+                return (*resolve.args, nullable, named.serialize)
+        return _ORDINARY
 
     def _read_leaves(self, plan: list[tuple[str, list, Any]], source: Any) -> tuple[dict[str, Any], list | None]:
         """The fields of `source` that can be read in place, read, and those left for graphql-core (None: none).
