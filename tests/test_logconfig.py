@@ -48,6 +48,10 @@ def test_it_writes_one_json_object_per_line_with_the_context_ids(lines):
         ("connecting to postgres://app:hunter2@db:5432/app", "hunter2"),
         ("sftp pass: opensesame", "opensesame"),
         ("x-api-key=AKIAEXAMPLEKEY", "AKIAEXAMPLEKEY"),
+        ("AUTHORIZATION: BASIC dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+        # Letters whose case-insensitive match is ASCII but whose lowercase is not ("ſ" is an "s", "K" a "k").
+        ("paſſword=opensesame", "opensesame"),
+        ("api_\u212aey=AKIAEXAMPLEKEY", "AKIAEXAMPLEKEY"),
     ],
 )
 def test_it_scrubs_what_looks_like_a_secret(lines, message, secret):

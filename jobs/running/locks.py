@@ -16,7 +16,7 @@ class RunLock:
     def __init__(self, job_id: int, lease_seconds: int | None = None, client: redis.Redis | None = None) -> None:
         self.lease = lease_seconds or settings.JOBS_RUN_LOCK_LEASE
         self.client = client or redis_client()
-        # Not thread-local: the run's watcher thread renews the lease that the run's own thread took.
+        # Not thread-local: the worker's watcher thread renews the lease that the run's own thread took.
         self.lock = Lock(
             self.client, f"{settings.JOBS_REDIS_PREFIX}run-lock:job:{job_id}", timeout=self.lease, thread_local=False
         )

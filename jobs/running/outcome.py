@@ -3,10 +3,9 @@ pauseAfterFailures, and its webhook told. Called by the runner and the sweeper o
 
 import logging
 from datetime import datetime
+from functools import cache
 
-from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs.models import RunStatus, ScheduledJob
@@ -33,15 +32,8 @@ def run_ended(job_id: int, run_id: int, status: str, started_at: datetime | None
     """Counts consecutive failures, pauses the job at its pauseAfterFailures, and notifies its webhook of a failed
     run (and of the pause). A success resets the count. Other outcomes (skipped, cancelled, missed) count for
     nothing. `started_at`: when the run started (None if it never did), for the job's lastRun, in the same UPDATE."""
-    fields = {}
-    if started_at is not None:
-        fields["last_run_at"] = latest_start(started_at)
-    if status == RunStatus.SUCCEEDED:
-        fields["consecutive_failures"] = 0
-    elif status == RunStatus.FAILED:
-        fields["consecutive_failures"] = F("consecutive_failures") + 1
-    if fields:
-        ScheduledJob.objects.filter(pk=job_id).update(**fields)
+    failures = {RunStatus.SUCCEEDED: "reset", RunStatus.FAILED: "add"}.get(status)
+    _note(job_id, started_at, failures)
     if status != RunStatus.FAILED:
         return
     job = (
@@ -66,9 +58,37 @@ def run_ended(job_id: int, run_id: int, status: str, started_at: datetime | None
 def note_start(job_id: int, started_at: datetime) -> None:
     """The job's lastRun, for a run still going (the watcher's first tick); a run that ends sooner has it set by
     run_ended instead, in the UPDATE that counts its outcome."""
-    ScheduledJob.objects.filter(pk=job_id).update(last_run_at=latest_start(started_at))
+    _note(job_id, started_at, None)
 
 
-def latest_start(started_at: datetime):
-    # Runs that overlap (ALLOW) may report out of order: lastRun keeps the latest start.
-    return Greatest(Coalesce(F("last_run_at"), Value(started_at)), Value(started_at))
+def _note(job_id: int, started_at: datetime | None, failures: str | None) -> None:
+    """One UPDATE of the job: lastRun (if the run started) and the failure count ("reset", "add", or None)."""
+    if started_at is None and failures is None:
+        return
+    sql = _note_sql(connection.vendor, started_at is not None, failures)
+    params = []
+    if started_at is not None:
+        params += [_LAST_RUN.get_db_prep_save(started_at, connection)] * 2
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, job_id])
+
+
+_LAST_RUN = ScheduledJob._meta.get_field("last_run_at")
+
+
+@cache
+def _note_sql(vendor: str, started: bool, failures: str | None) -> str:
+    # Every run ends with this statement, so its SQL is built once, not compiled by the ORM each time (see
+    # pointscene/core/statements.py). Runs that overlap (ALLOW) may end out of order: lastRun keeps the latest
+    # start (a CASE, which every database reads alike: PostgreSQL's GREATEST skips a NULL, SQLite's MAX returns it).
+    quote = connection.ops.quote_name
+    last, count = quote("last_run_at"), quote("consecutive_failures")
+    assignments = []
+    if started:
+        assignments.append(f"{last} = CASE WHEN {last} IS NULL OR {last} < %s THEN %s ELSE {last} END")
+    if failures == "reset":
+        assignments.append(f"{count} = 0")
+    elif failures == "add":
+        assignments.append(f"{count} = {count} + 1")
+    table, pk = quote(ScheduledJob._meta.db_table), quote(ScheduledJob._meta.pk.column)
+    return f"UPDATE {table} SET {', '.join(assignments)} WHERE {pk} = %s"

@@ -24,6 +24,7 @@ from jobs.running.locks import RunLock
 from jobs.running.logs import RunLog, discard_log
 from jobs.running.watch import Watch
 from jobs.scheduling.slots import JobSchedule
+from pointscene.core import statements
 from pointscene.core.storage import run_log_path
 from pointscene.logconfig import log_context
 
@@ -38,7 +39,8 @@ def run_scheduled(
     """Runs the job for schedule slot `slot` unless that slot already has a run. Returns the run's id.
 
     `task_id`: the Celery task doing this, recorded on the run (its result is the run's task result)."""
-    job = ScheduledJob.objects.filter(pk=job_id).first()
+    # Every slot of every job comes through here: its statements are built once (pointscene.core.statements).
+    job = statements.get_by_pk(ScheduledJob, job_id)
     if job is None or not job.active:
         log.info("job %s: slot %s dropped (job deleted or paused)", job_id, slot)
         return None
@@ -101,7 +103,7 @@ def _record_slot(job: ScheduledJob, slot: datetime, published_at, task_id, **fie
         # A worker is in autocommit: the INSERT is its own transaction, and a duplicate's failure ends with it.
         # Inside a caller's transaction (a test, a shell) a savepoint keeps that transaction usable.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
-            row.save(force_insert=True)
+            statements.insert(row)
         return row
     except IntegrityError:
         log.info("job %s: slot %s already has a run; duplicate delivery ignored", job.pk, slot)
@@ -312,7 +314,7 @@ def _finish(run: JobHistory, status: str, run_log: RunLog, error: str | None = N
         fields["steps"] = steps
     if run.task_id:
         fields["task_id"] = run.task_id
-    recorded = db_retry(lambda: JobHistory.objects.filter(pk=run.pk).update(**fields), "record the outcome")
+    recorded = db_retry(lambda: statements.update_by_pk(JobHistory, run.pk, **fields), "record the outcome")
     if not recorded:
         # The job was deleted while this run went: its log purge (jobs.running.purge) may have looked already.
         discard_log(stored)

@@ -1,5 +1,6 @@
-"""The thread beside a running run: renews the job lock's lease, writes the run's heartbeat, notices a cancel
-request or the time limit, and then stops the run's steps (their child processes included)."""
+"""The watch beside a running run: renews the job lock's lease, writes the run's heartbeat, notices a cancel
+request or the time limit, and then stops the run's steps (their child processes included). One thread per
+process keeps every watch of that process."""
 
 import logging
 import os
@@ -18,9 +19,13 @@ from jobs.running.locks import RunLock, cancel_requested
 log = logging.getLogger(__name__)
 
 
-class Watch(threading.Thread):
+class Watch:
     """Beside a running run: renews the job's lock lease, notices cancellation and the time limit, and then
-    stops the run's steps (their child processes included)."""
+    stops the run's steps (their child processes included).
+
+    A Watch is looked after by its process's one watcher thread (_Watcher), once a second from its start: a thread
+    of its own per run cost the cheapest run a tenth of its worker CPU (starting it and joining it), for a run that
+    is usually over before its first look (docs/benchmarks.md, Fleet)."""
 
     POLL_SECONDS = 1.0
 
@@ -32,47 +37,57 @@ class Watch(threading.Thread):
         flush: Callable[[], None] | None = None,
         going: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(daemon=True, name=f"watch-run-{run_id}")
         self.run_id = run_id
         self.lock = lock
         # Stores the log so far, every JOBS_PROGRESS_SECONDS: readers see a long run's log while it goes on.
         self.flush = flush
-        # Called once, at the first tick, if the run is still going then: what a short run's end does anyway
+        # Called once, at the first look, if the run is still going then: what a short run's end does anyway
         # (its job's lastRun) is done early only for runs that last.
         self.going = going
         self.deadline = time.monotonic() + limit_seconds
         self.stop_event = threading.Event()
-        self.done = threading.Event()
         self.reason: str | None = None
         self.processes: list = []
+        self.next_look = 0.0
+        # Held while the watcher looks at this run: stop() waits for a look in progress to end.
+        self._looking = threading.Lock()
+        self._stopped = False
 
-    def run(self) -> None:
-        renew_every = max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
-        flush_every = max(1.0, settings.JOBS_PROGRESS_SECONDS)
-        next_renew = time.monotonic() + renew_every
-        next_flush = time.monotonic() + flush_every
-        going = self.going
-        try:
-            while not self.done.wait(self.POLL_SECONDS):
-                now = time.monotonic()
-                # The limit and a cancel first: the writes below may wait on the database.
-                if now >= self.deadline:
-                    self._halt("time limit")
-                elif self._cancel_requested():
-                    self._halt("cancelled")
-                if going is not None and not self.stop_event.is_set():
-                    self._call(going, "note that it is going")
-                    going = None
-                if now >= next_renew:
-                    self._renew()
-                    next_renew = now + renew_every
-                if self.flush is not None and now >= next_flush:
-                    # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
-                    self._call(self.flush, "store its log so far")
-                    next_flush = time.monotonic() + flush_every
-        finally:
-            # This thread's own database connection.
-            connection.close()
+    def start(self) -> None:
+        now = time.monotonic()
+        self.next_look = now + self.POLL_SECONDS
+        self._next_renew = now + max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
+        self._next_flush = now + max(1.0, settings.JOBS_PROGRESS_SECONDS)
+        _watcher().add(self)
+
+    def stop(self) -> None:
+        """No look at this run starts after this returns, and one in progress is waited for (5 s at most)."""
+        _watcher().remove(self)
+        if self._looking.acquire(timeout=5):
+            self._stopped = True
+            self._looking.release()
+
+    def look(self, now: float) -> None:
+        """One look at the run, by the watcher thread."""
+        with self._looking:
+            if self._stopped:
+                return
+            # The limit and a cancel first: the writes below may wait on the database.
+            if now >= self.deadline:
+                self._halt("time limit")
+            elif self._cancel_requested():
+                self._halt("cancelled")
+            if self.going is not None and not self.stop_event.is_set():
+                self._call(self.going, "note that it is going")
+                self.going = None
+            if now >= self._next_renew:
+                self._renew()
+                self._next_renew = now + max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
+            if self.flush is not None and now >= self._next_flush:
+                # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
+                self._call(self.flush, "store its log so far")
+                self._next_flush = time.monotonic() + max(1.0, settings.JOBS_PROGRESS_SECONDS)
+            self.next_look = time.monotonic() + self.POLL_SECONDS
 
     def _renew(self) -> None:
         if self.lock is not None:
@@ -115,6 +130,58 @@ class Watch(threading.Thread):
             except (ProcessLookupError, PermissionError):
                 pass
 
-    def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=5)
+
+class _Watcher(threading.Thread):
+    """The process's one thread that looks at its running runs, each once a second from its start. Runs of a
+    prefork worker come one at a time; a threaded pool's share the thread, each look bounded by its own writes."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="run-watcher")
+        self.pid = os.getpid()
+        self.watches: list[Watch] = []
+        self.guard = threading.Lock()
+
+    # Adding and removing a watch wake nobody (a wake-up costs a short run more than the rest of its watch): the
+    # thread sleeps POLL_SECONDS at most, so it still sees a new watch in time for its first look, a second after
+    # its start, and lets its database connection go within a second once nothing is left to watch.
+    def add(self, watch: Watch) -> None:
+        with self.guard:
+            self.watches.append(watch)
+
+    def remove(self, watch: Watch) -> None:
+        with self.guard:
+            if watch in self.watches:
+                self.watches.remove(watch)
+
+    def run(self) -> None:
+        looked = False
+        while True:
+            with self.guard:
+                now = time.monotonic()
+                due = [w for w in self.watches if w.next_look <= now]
+                soonest = min((w.next_look for w in self.watches), default=now + Watch.POLL_SECONDS)
+                idle = not self.watches
+            if due:
+                for watch in due:
+                    watch.look(now)
+                looked = True
+            elif idle and looked:
+                # Nobody left to look after: this thread's own database connection is let go until there is.
+                connection.close()
+                looked = False
+            else:
+                time.sleep(min(soonest - now, Watch.POLL_SECONDS))
+
+
+_the_watcher: _Watcher | None = None
+_starting = threading.Lock()
+
+
+def _watcher() -> _Watcher:
+    global _the_watcher
+    with _starting:
+        # A forked child (a prefork pool process) does not have its parent's thread.
+        if _the_watcher is None or _the_watcher.pid != os.getpid():
+            _the_watcher = _Watcher()
+            _the_watcher.start()
+        return _the_watcher

@@ -2,6 +2,7 @@
 beat still looks. Celery sees it as a schedule; the maths is jobs.timing's."""
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 from celery.schedules import BaseSchedule, schedstate
 
@@ -71,6 +72,8 @@ class JobSchedule(BaseSchedule):
         return latest
 
     def is_occurrence(self, slot: datetime) -> bool:
+        if self.kind == "cron":
+            return _is_cron_occurrence(self.cron, self.tz, slot)
         return self.next_after(slot - timedelta(microseconds=1)) == slot
 
     # celery's BaseSchedule interface, used only if stock code paths look at the entry.
@@ -110,3 +113,9 @@ class JobSchedule(BaseSchedule):
 
     def __repr__(self) -> str:
         return f"<JobSchedule {self.to_json()}>"
+
+
+@lru_cache(maxsize=4096)
+def _is_cron_occurrence(cron: str, tz: str, slot: datetime) -> bool:
+    # Every run checks its slot; the jobs of a busy minute mostly share a few crons, and croniter parses each anew.
+    return next(cron_occurrences(cron, tz, slot - timedelta(microseconds=1))) == slot

@@ -67,6 +67,8 @@ def stack(request, tmp_path_factory, django_db_setup, django_db_blocker):
         env.setenv("CONFIGS_ALLOW_LOCAL_REMOTES", "1")
         # The worker's tempfile.gettempdir(): rclone's step folders appear (and must disappear) here alone.
         env.setenv("TMPDIR", str(worker_tmp))
+        # Celery's per-task lines too (off by default): they print each task's arguments, which the sweep reads.
+        env.setenv("LOG_CELERY_TASKS", "INFO")
         processes = request.getfixturevalue("processes")
         yield Stack(drive, processes, worker_tmp)
     assert drive.unhandled == []

@@ -25,6 +25,16 @@ from tests.fixtures.leaks import Scanner, all_secrets, register_secret
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def celery_task_lines():
+    """Celery's per-task lines, off by default, for this module's worker (autouse: set before `processes` starts
+    it): a test below waits for a task's "succeeded" line, which Celery writes once its tracer would have stored
+    the task's result."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LOG_CELERY_TASKS", "INFO")
+        yield
+
+
 @pytest.fixture
 def admin_client(client):
     client.force_login(get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-password-123"))

@@ -51,6 +51,8 @@ ENV_OVERRIDES = {
     # noticed by the vanished marker (checked every 15 s), which is what the scenarios test.
     "JOBS_RECONCILE_SECONDS": "600",
     "LOG_LEVEL": "INFO",
+    # Celery's "Task ... received" lines: reserved_runs() reads which worker took which slot from them.
+    "LOG_CELERY_TASKS": "INFO",
 }
 LEASE = int(ENV_OVERRIDES["JOBS_RUN_LOCK_LEASE"])
 SWEEP = int(ENV_OVERRIDES["JOBS_SWEEP_SECONDS"])
