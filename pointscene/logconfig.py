@@ -137,8 +137,10 @@ class TextLines(logging.Formatter):
 
 # Celery's own line for each task a worker receives and for each that succeeds. A run says what it did in one line
 # of ours ("run ended", with its job, run and instance ids); Celery's two add nothing to it but lines (20,000 a
-# minute at 10,000 jobs) and a tenth of the cheapest run's worker CPU (docs/benchmarks.md, Fleet). Failures are
-# logged at ERROR whatever this says.
+# minute at 10,000 jobs) and a tenth of the cheapest run's worker CPU (docs/benchmarks.md, Fleet). What else these
+# loggers say below WARNING goes too: a task's retry, Ignore and expected (`throws`) failures, none of which the
+# service's tasks use (jobs.notify_webhook logs its own WARNING before it retries). Unexpected failures (ERROR),
+# rejections (WARNING), and celery.worker.request's lines (revoked, worker lost, time limits) stay.
 CELERY_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
 
 

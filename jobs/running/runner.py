@@ -256,7 +256,7 @@ def worker_name() -> str:
 def _execute_claimed(run: JobHistory, job: ScheduledJob, run_log: RunLog, lock: RunLock | None) -> None:
     started, worker = run.started_at, run.worker
     metrics.record_start(run.scheduled_for, started)
-    # DEBUG: the run's row and the worker's "Task ... received" line tell as much; "run ended" stays INFO.
+    # DEBUG: the run's row (started_at, worker) tells as much, and "run ended" (INFO) has the rest.
     log.debug(
         "run started (%s%s)",
         run.trigger.lower(),

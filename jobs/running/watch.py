@@ -2,6 +2,7 @@
 request or the time limit, and then stops the run's steps (their child processes included). One thread per
 process keeps every watch of that process."""
 
+import contextlib
 import logging
 import os
 import signal
@@ -72,22 +73,28 @@ class Watch:
         with self._looking:
             if self._stopped:
                 return
-            # The limit and a cancel first: the writes below may wait on the database.
-            if now >= self.deadline:
-                self._halt("time limit")
-            elif self._cancel_requested():
-                self._halt("cancelled")
-            if self.going is not None and not self.stop_event.is_set():
-                self._call(self.going, "note that it is going")
-                self.going = None
-            if now >= self._next_renew:
-                self._renew()
-                self._next_renew = now + max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
-            if self.flush is not None and now >= self._next_flush:
-                # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
-                self._call(self.flush, "store its log so far")
-                self._next_flush = time.monotonic() + max(1.0, settings.JOBS_PROGRESS_SECONDS)
-            self.next_look = time.monotonic() + self.POLL_SECONDS
+            try:
+                self._look(now)
+            finally:
+                # Even after a failed look: the next one comes a second later, not at once.
+                self.next_look = time.monotonic() + self.POLL_SECONDS
+
+    def _look(self, now: float) -> None:
+        # The limit and a cancel first: the writes below may wait on the database.
+        if now >= self.deadline:
+            self._halt("time limit")
+        elif self._cancel_requested():
+            self._halt("cancelled")
+        if self.going is not None and not self.stop_event.is_set():
+            self._call(self.going, "note that it is going")
+            self.going = None
+        if now >= self._next_renew:
+            self._renew()
+            self._next_renew = now + max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
+        if self.flush is not None and now >= self._next_flush:
+            # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
+            self._call(self.flush, "store its log so far")
+            self._next_flush = time.monotonic() + max(1.0, settings.JOBS_PROGRESS_SECONDS)
 
     def _renew(self) -> None:
         if self.lock is not None:
@@ -132,8 +139,9 @@ class Watch:
 
 
 class _Watcher(threading.Thread):
-    """The process's one thread that looks at its running runs, each once a second from its start. Runs of a
-    prefork worker come one at a time; a threaded pool's share the thread, each look bounded by its own writes."""
+    """The process's one thread that looks at its running runs, each once a second from its start. A prefork
+    worker's process has one run at a time; in a threaded pool the runs of a process take turns, so one run's slow
+    write (a log store, a database wait) delays the others' looks by as much."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True, name="run-watcher")
@@ -162,15 +170,30 @@ class _Watcher(threading.Thread):
                 soonest = min((w.next_look for w in self.watches), default=now + Watch.POLL_SECONDS)
                 idle = not self.watches
             if due:
+                # Retired as Django retires a request's connection: past CONN_MAX_AGE, or found broken (a health
+                # check at its next use). A process whose runs follow each other may never leave this thread idle,
+                # where its connection is let go (below).
+                self._safely(connection.close_if_unusable_or_obsolete, "check its database connection")
                 for watch in due:
-                    watch.look(now)
+                    self._safely(lambda watch=watch: watch.look(time.monotonic()), f"look at run {watch.run_id}")
                 looked = True
             elif idle and looked:
                 # Nobody left to look after: this thread's own database connection is let go until there is.
-                connection.close()
+                self._safely(connection.close, "close its database connection")
                 looked = False
             else:
                 time.sleep(min(soonest - now, Watch.POLL_SECONDS))
+
+    @staticmethod
+    def _safely(what: Callable[[], None], doing: str) -> None:
+        # Nothing may end this thread: every run of the process would go unwatched (no heartbeat, no lease
+        # renewal, no cancel, no time limit).
+        try:
+            what()
+        except Exception:
+            log.exception("run watcher: could not %s; carrying on", doing)
+            with contextlib.suppress(Exception):
+                connection.close()
 
 
 _the_watcher: _Watcher | None = None
@@ -180,8 +203,9 @@ _starting = threading.Lock()
 def _watcher() -> _Watcher:
     global _the_watcher
     with _starting:
-        # A forked child (a prefork pool process) does not have its parent's thread.
-        if _the_watcher is None or _the_watcher.pid != os.getpid():
+        # A forked child (a prefork pool process) does not have its parent's thread. A dead thread is replaced,
+        # though nothing should end it (_Watcher._safely).
+        if _the_watcher is None or _the_watcher.pid != os.getpid() or not _the_watcher.is_alive():
             _the_watcher = _Watcher()
             _the_watcher.start()
         return _the_watcher

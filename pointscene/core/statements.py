@@ -24,10 +24,19 @@ def _quote(using: str, name: str) -> str:
     return connections[using].ops.quote_name(name)
 
 
+def _plain(model: type[models.Model]) -> None:
+    """Refuses what these statements do not handle: a model that inherits another's table, or whose columns have
+    database defaults (the ORM leaves those out of an INSERT; these statements would not)."""
+    meta = model._meta
+    if meta.parents or any(f.has_db_default() for f in meta.concrete_fields):
+        raise TypeError(f"{model.__name__}: not a plain single-table model; use the ORM")
+
+
 # Cached per database alias and vendor: what a field's converters and preparations depend on is the alias's settings,
 # the same for every thread's connection to it.
 @cache
 def _select_sql(model: type[models.Model], vendor: str, using: str) -> tuple[str, tuple, list]:
+    _plain(model)
     meta = model._meta
     fields = meta.concrete_fields
     table = _quote(using, meta.db_table)
@@ -62,6 +71,7 @@ def get_by_pk(model: type[M], pk: int, using: str = "default") -> M | None:
 
 @cache
 def _insert_sql(model: type[models.Model], vendor: str, using: str) -> tuple[str, tuple, tuple]:
+    _plain(model)
     meta = model._meta
     if not isinstance(meta.pk, AutoFieldMixin):
         raise TypeError(f"{model.__name__}: insert() is for models whose primary key the database assigns")
@@ -76,6 +86,8 @@ def _insert_sql(model: type[models.Model], vendor: str, using: str) -> tuple[str
 def insert(obj: models.Model, using: str = "default") -> None:
     """`obj.save(force_insert=True)` for a model with an automatic primary key, without compiling a query and
     without the save signals (which is why it is only for models nothing listens to). Sets obj.pk."""
+    if obj.pk is not None:
+        raise ValueError(f"{type(obj).__name__} already has a primary key: insert() is for new rows")
     connection = connections[using]
     if not connection.features.can_return_columns_from_insert:
         obj.save(force_insert=True, using=using)
@@ -92,6 +104,7 @@ def insert(obj: models.Model, using: str = "default") -> None:
 
 @cache
 def _update_sql(model: type[models.Model], names: tuple[str, ...], vendor: str, using: str) -> tuple[str, tuple]:
+    _plain(model)
     meta = model._meta
     fields = tuple(meta.get_field(name) for name in names)
     assignments = ", ".join(f"{_quote(using, f.column)} = %s" for f in fields)

@@ -109,3 +109,11 @@ def test_it_updates_one_row_with_plain_values(job, compiled):
     assert JobHistory.objects.get(pk=other.pk).status == RunStatus.RUNNING  # only the row named
     assert statements.update_by_pk(JobHistory, 2**31 - 1, status=RunStatus.FAILED) == 0
     assert [sql for sql in compiled if "UPDATE" in sql] == []
+
+
+def test_it_refuses_to_insert_a_row_that_has_a_primary_key(job):
+    run = new_run(job)
+    statements.insert(run)
+
+    with pytest.raises(ValueError, match="already has a primary key"):
+        statements.insert(run)

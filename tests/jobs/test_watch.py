@@ -80,3 +80,31 @@ def test_it_stops_the_run_when_asked_to_cancel():
         w.stop()
 
     assert w.reason == "cancelled"
+
+
+class Failing(Watch):
+    """A watch whose looks raise (as an unexpected error in a renewal or a kill would)."""
+
+    def _look(self, now: float) -> None:
+        self.failed = getattr(self, "failed", 0) + 1
+        raise OSError("boom")
+
+
+def test_a_look_that_raises_leaves_the_thread_watching_the_others():
+    failing = Failing(900_040, lock=None, limit_seconds=3600)
+    seen = Seen()
+    healthy = watch(900_041, seen)
+    started = time.monotonic()
+    failing.start()
+    healthy.start()
+    try:
+        assert seen.called.wait(10)
+        time.sleep(Watch.POLL_SECONDS * 1.5)
+    finally:
+        failing.stop()
+        healthy.stop()
+    watched = time.monotonic() - started
+
+    assert len(watchers()) == 1
+    # Once a second, not in a loop: a failed look still waits for its next turn.
+    assert 1 <= failing.failed <= watched / Watch.POLL_SECONDS + 1
