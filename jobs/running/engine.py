@@ -161,7 +161,7 @@ def _save_progress(run_id: int, steps: list[dict]) -> None:
     try:
         JobHistory.objects.filter(pk=run_id).update(steps=steps)
     except (OperationalError, InterfaceError):
-        log.warning("run %s: could not save progress; carrying on", run_id)
+        log.warning("run %s: could not save progress to the database; carrying on", run_id)
         connection.close()
 
 

@@ -260,7 +260,8 @@ def test_it_survives_terminated_database_connections_and_retries_retryable_steps
     )
 
     # A worker loses PostgreSQL mid-run: every backend of the test database but this test's own is terminated
-    # (twice, a heartbeat apart, so the run's heartbeat meets a dead connection too).
+    # (twice, a heartbeat apart, so the watcher's connection is cut too; it reconnects through Django's health
+    # check, while the run's own thread meets the dead connection at its next progress save or final write).
     run_id = run_now(api, acme_token, held)
     cluster.wait_until(lambda: row(run_id).status == RunStatus.RUNNING, 30, "the held run to start")
     cluster.wait_until(lambda: endpoints.hits_for("/hold/k6"), 10, "the held run's request")
@@ -284,7 +285,8 @@ def test_it_survives_terminated_database_connections_and_retries_retryable_steps
     )
     assert done.status == RunStatus.SUCCEEDED, rows_of(held)
     assert done.log_path, rows_of(held)
-    # Not vacuous: the run's worker did meet the dead connection (and carried on).
+    # Not vacuous: the run's worker did meet the dead connection (and carried on): "could not save progress to the
+    # database" or "database unavailable (record the outcome)".
     met = cluster.grep(
         rf'(run {run_id}\b|"run_id": {run_id}\b).*(database|heartbeat)|(database|heartbeat).*"run_id": {run_id}\b'
     )
