@@ -452,6 +452,13 @@ MANY = 2000
 @pytest.fixture
 def many_due(instance, workflow):
     """MANY every-minute jobs, entries written by reconcile(); returns (keys, a `now` when all are due)."""
+    # reconcile() gives each entry the next slot after the clock's now: entries written on both sides of a minute
+    # boundary would get different slots, and firing them all at once would find the earlier ones' slot missed.
+    # Writing them takes a few seconds at most; start clear of the boundary.
+    clock = datetime.now(UTC)
+    left = 60 - clock.second - clock.microsecond / 1e6
+    if left < 20:
+        time.sleep(left + 0.5)
     ScheduledJob.objects.bulk_create(
         ScheduledJob(instance=instance, workflow=workflow, frequency_type=CRON, cron_expression="* * * * *")
         for _ in range(MANY)
@@ -462,6 +469,7 @@ def many_due(instance, workflow):
     client = redis_client()
     keys = client.zrangebyscore(schedule_key(), 0, "+inf")
     assert len(keys) == MANY
+    assert len({score for _, score in client.zrange(schedule_key(), 0, -1, withscores=True)}) == 1, "one slot for all"
     latest_score = client.zrange(schedule_key(), -1, -1, withscores=True)[0][1]
     return ids, keys, datetime.fromtimestamp(latest_score, UTC) + timedelta(seconds=1)
 
