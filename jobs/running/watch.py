@@ -20,6 +20,14 @@ from jobs.running.locks import RunLock, cancel_requested
 log = logging.getLogger(__name__)
 
 
+def _renew_every() -> float:
+    return max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
+
+
+def _flush_every() -> float:
+    return max(1.0, settings.JOBS_PROGRESS_SECONDS)
+
+
 class Watch:
     """Beside a running run: renews the job's lock lease, notices cancellation and the time limit, and then
     stops the run's steps (their child processes included).
@@ -57,8 +65,8 @@ class Watch:
     def start(self) -> None:
         now = time.monotonic()
         self.next_look = now + self.POLL_SECONDS
-        self._next_renew = now + max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
-        self._next_flush = now + max(1.0, settings.JOBS_PROGRESS_SECONDS)
+        self._next_renew = now + _renew_every()
+        self._next_flush = now + _flush_every()
         _watcher().add(self)
 
     def stop(self) -> None:
@@ -90,11 +98,11 @@ class Watch:
             self.going = None
         if now >= self._next_renew:
             self._renew()
-            self._next_renew = now + max(1.0, settings.JOBS_RUN_LOCK_LEASE / 3)
+            self._next_renew = now + _renew_every()
         if self.flush is not None and now >= self._next_flush:
             # The whole log is stored at the end anyway; a storage hiccup now only delays what readers see.
             self._call(self.flush, "store its log so far")
-            self._next_flush = time.monotonic() + max(1.0, settings.JOBS_PROGRESS_SECONDS)
+            self._next_flush = time.monotonic() + _flush_every()
 
     def _renew(self) -> None:
         if self.lock is not None:
