@@ -68,7 +68,7 @@ from bench.sync_fixtures import (  # noqa: E402
     serve_s3,
     streaming_cost,
 )
-from bench.sync_report import SECTION, render  # noqa: E402
+from bench.sync_report import render, section_for  # noqa: E402
 from bench.sync_runs import DEFAULT_VARIANTS, VARIANTS, Bench, Measurement  # noqa: E402
 
 OUT_DIR = ROOT / "var" / "bench-sync"
@@ -150,6 +150,13 @@ def main() -> None:
     parser.add_argument("--quiet-wait", type=float, default=180, help="... waiting at most this many seconds")
     parser.add_argument("--slot-margin", type=float, default=15.0, help="least seconds between setting and slot")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for one job run")
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="a network round trip to the server: every variant reaches it through bench/delayline.py, which holds "
+        "each chunk rtt/2 ms each way; results go to their own section",
+    )
     parser.add_argument("--workdir", help="parent of the work folder (default: the system's temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (tree, server data, logs)")
     parser.add_argument("--no-doc", action="store_true", help="do not write the section in docs/benchmarks.md")
@@ -164,7 +171,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.render_only:
         data = json.loads(Path(args.render_only).read_text())
-        write_doc(SECTION, render([Measurement(**m) for m in data["results"]], data["meta"]), args.doc)
+        results = [Measurement(**m) for m in data["results"]]
+        write_doc(section_for(data["meta"]), render(results, data["meta"]), args.doc)
         print(f"wrote {args.doc} from {args.render_only}")
         return
     if args.smoke:
@@ -227,7 +235,7 @@ def main() -> None:
     expected = generate_tree(tree, args.seed, shape)
     generate_seconds = time.monotonic() - started
     print(f"  {expected[0]:,} files, {expected[1]:,} bytes in {generate_seconds:.1f} s", flush=True)
-    server = serve_s3(workdir / "s3", logdir)
+    server = serve_s3(workdir / "s3", logdir, args.rtt_ms)
     bench = Bench(args, workdir, logdir, tree, expected, server)
     bench.prepare_service()
     if "job" in variants:
@@ -281,6 +289,7 @@ def main() -> None:
         "quiet": args.quiet,
         "quiet_wait": args.quiet_wait,
         "code": code_at_start,
+        "rtt_ms": args.rtt_ms,
         "all_verified": all(m.verified for m in results if m.phase == "full"),
         "streaming": streaming,
         "first_call": first_call_cost(),
@@ -305,7 +314,7 @@ def main() -> None:
     text = render(results, meta)
     print("\n" + text)
     if not args.no_doc:
-        write_doc(SECTION, text, args.doc)
+        write_doc(section_for(meta), text, args.doc)
         print(f"\nwrote {args.doc}")
 
 

@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import delayline
 from bench.harness import (
     Process,
+    cpu_of,
     free_port,
     wait_for_port,
 )
@@ -74,6 +76,11 @@ class Server:
     port: int
     user: str
     password: str
+    delay: Process | None = None  # bench/delayline.py in front of the server (--rtt-ms); `port` is then its port
+
+    def cpu(self) -> float:
+        """CPU seconds so far of the server, and of the delay line in front of it if there is one."""
+        return sum(cpu_of(p.pid)[0] for p in (self.process, self.delay) if p is not None)
 
     def remote(self) -> dict:
         """addJobConfig settings for it (tests/fixtures/rclone.py's)."""
@@ -86,7 +93,7 @@ class Server:
         }
 
 
-def serve_s3(root: Path, logdir: Path) -> Server:
+def serve_s3(root: Path, logdir: Path, rtt_ms: float = 0.0) -> Server:
     from configs import rclone
 
     (root / "bucket").mkdir(parents=True)
@@ -95,7 +102,10 @@ def serve_s3(root: Path, logdir: Path) -> Server:
     command = [rclone.binary(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--config", os.devnull]
     process = Process("serve-s3", [*command, "--auth-key", f"{user},{password}"], dict(os.environ), logdir)
     wait_for_port(port, process)
-    return Server(process=process, root=root, port=port, user=user, password=password)
+    delay = None
+    if rtt_ms:
+        delay, port = delayline.start(port, rtt_ms, logdir)
+    return Server(process=process, root=root, port=port, user=user, password=password, delay=delay)
 
 
 def strip_log_flags(command: list[str]) -> list[str]:

@@ -9,6 +9,12 @@ from bench.sync_runs import LABELS, QUIET_CORES, TARGET, VARIANTS, Measurement
 SECTION = "## Sync (bench/sync.py)"
 
 
+def section_for(meta: dict) -> str:
+    """Runs over an emulated round trip (--rtt-ms) have a section of their own beside the loopback one."""
+    rtt = meta.get("rtt_ms") or 0
+    return f"## Sync, {rtt:g} ms round trip to the server (bench/sync.py --rtt-ms)" if rtt else SECTION
+
+
 def of(results: list[Measurement], variant: str, phase: str) -> list[Measurement]:
     return [m for m in results if m.variant == variant and m.phase == phase]
 
@@ -49,8 +55,19 @@ def render(results: list[Measurement], meta: dict) -> str:
         else "queued with `jobs.services.run_now` (runScheduledJob's path)"
     )
     log_flags = meta.get("log_flags", "--use-json-log --log-level INFO --stats 10s")
+    rtt = meta.get("rtt_ms") or 0
+    network = (
+        f" Every variant reaches the server through `bench/delayline.py`, a relay in its own process that holds "
+        f"every chunk {rtt / 2:g} ms each way (asyncio timers: that or up to a millisecond more): a round trip of "
+        f"at least {rtt:g} ms, like an object store's across a network. This kernel has no netem qdisc, so the "
+        "delay is made in user space: it costs CPU on this machine (counted in the server CPU column), and "
+        "bandwidth, loss and TCP windows over a long path are not modelled. PostgreSQL, Redis and the egress "
+        "proxy's client side are not delayed."
+        if rtt
+        else ""
+    )
     lines = [
-        SECTION,
+        section_for(meta),
         "",
         f"- Date: {meta['date']}; total run {meta['total_seconds']:.0f} s (tree generated in "
         f"{meta['generate_seconds']:.1f} s).",
@@ -64,7 +81,7 @@ def render(results: list[Measurement], meta: dict) -> str:
         f"{shape.big_size >> 20} MiB, random (incompressible) content, fixed mtimes, on "
         "local disk. Destination: `rclone serve s3 ROOT --addr 127.0.0.1:PORT --auth-key USER,PASS` (default "
         "server options) over an empty folder with one bucket; each variant writes into a fresh prefix, removed "
-        "after its incremental run.",
+        "after its incremental run." + network,
         "",
         "What is measured: a full sync into an empty prefix, then an incremental one (the same command again, "
         "nothing changed: listing and comparing only), for each of:",
@@ -167,7 +184,9 @@ def render(results: list[Measurement], meta: dict) -> str:
                 )
     lines += [
         "",
-        "Per run (seconds; CPU seconds user+system of the rclone client, of `serve s3`, and Python's: for the job the "
+        "Per run (seconds; CPU seconds user+system of the rclone client, of `serve s3`"
+        + (" and the delay line" if rtt else "")
+        + ", and Python's: for the job the "
         "worker process that ran it (rclone excluded), for pipe the benchmark process; Python wake-ups = its "
         "voluntary context switches; others = cores used meanwhile by processes not the benchmark's):",
         "",
@@ -208,6 +227,15 @@ def render(results: list[Measurement], meta: dict) -> str:
     return "\n".join(lines)
 
 
+# Each variant adds one layer to the one before it, so their ratios say what each layer costs.
+STEPS = [("job-cmd", "bare"), ("job-proxy", "job-cmd"), ("job", "job-proxy")]
+STEP_NAMES = {
+    ("job-cmd", "bare"): "the job's flags and encrypted config (job-cmd / bare)",
+    ("job-proxy", "job-cmd"): "the egress proxy's connect-time check in the byte path (job-proxy / job-cmd)",
+    ("job", "job-proxy"): "the worker: Celery, the database, live progress and log streaming (job / job-proxy)",
+}
+
+
 def reading(results: list[Measurement], meta: dict) -> list[str]:
     out = []
     for phase in ("full", "incremental"):
@@ -225,6 +253,18 @@ def reading(results: list[Measurement], meta: dict) -> list[str]:
         out.append(
             f"- **{phase.capitalize()}, job within 5 % of bare rclone: {verdict} by the medians** ({med(job):.2f} s vs "
             f"{med(bare):.2f} s, ratio {ratio:.3f}; 90 % interval {low:.3f} - {high:.3f}: {resolved})."
+        )
+    for phase in ("full", "incremental"):
+        medians = {v: med([m.seconds for m in of(results, v, phase)]) for v in VARIANTS}
+        steps = [f"{STEP_NAMES[a, b]} {medians[a] / medians[b]:.3f}" for a, b in STEPS if medians[a] and medians[b]]
+        if steps:
+            out.append(f"- {phase.capitalize()}, the cost layer by layer (median / median): {'; '.join(steps)}.")
+    if not meta.get("rtt_ms"):
+        out.append(
+            "- This server answers on loopback, on the same cores as the client: there is no network round trip, and "
+            "every cycle the egress proxy or the worker spends is taken from rclone and the server. What a round "
+            "trip changes is in the `--rtt-ms` sections (a delay line in front of the server, e.g. `bench/sync.py "
+            "--rtt-ms 10`)."
         )
     for variant in ("job", "pipe", "pipe-batched"):
         full = of(results, variant, "full")

@@ -211,7 +211,7 @@ class Bench:
             command, env = self.command(variant, destination, runs)
             out_path = self.logdir / f"{variant}-{rep}-{name}.log"
             load, cores = settle(self.args)
-            server_before = cpu_of(self.server.process.pid)[0]
+            server_before = self.server.cpu()
             usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             self_before = resource.getrusage(resource.RUSAGE_SELF)
             others = Others()
@@ -242,7 +242,7 @@ class Bench:
                 load=load,
                 idle_before=cores,
                 rclone_cpu=(usage.ru_utime + usage.ru_stime) - (usage_before.ru_utime + usage_before.ru_stime),
-                server_cpu=cpu_of(self.server.process.pid)[0] - server_before,
+                server_cpu=self.server.cpu() - server_before,
                 rclone_elapsed=stats.get("elapsedTime"),
                 transfers=stats.get("transfers"),
                 checks=stats.get("checks"),
@@ -383,7 +383,7 @@ class Bench:
         children = {pid: cpu_of(pid) for pid in pids}
         switches = {pid: voluntary_switches(pid) for pid in pids}
         service = cpu_of(self.worker.pid)[0] + (cpu_of(self.beat.pid)[0] if self.beat else 0.0)
-        server = cpu_of(self.server.process.pid)[0]
+        server = self.server.cpu()
         return {
             "children": children,
             "switches": switches,
