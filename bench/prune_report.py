@@ -53,12 +53,12 @@ def render(r: dict) -> str:
         "",
         "What runs: `jobs.retention.prune()`, the function the `jobs.prune_history` task and `manage.py "
         "prune_history` call, in the benchmark process: rows deleted per job in batches (each batch one transaction "
-        "that also queues the batch's logs as LogDeletion rows), then `drain` deletes the files. The phase switches "
-        "to *during log drain* when prune calls `drain` (the benchmark wraps it to note the time; the same code "
-        "runs). Meanwhile a reader thread fetches the instance's newest `getInstanceJobHistory` page (the default "
-        f"100) over HTTP from gunicorn (`--workers 2`), one request at a time with a {20} ms pause, and a sampler "
-        "asks `pg_locks` every 50 ms for sessions of this database waiting on a lock (`clock_timestamp() - "
-        "waitstart`).",
+        "that also queues the batch's logs as LogDeletion rows), then `jobs.running.purge.drain` deletes the files. "
+        "The phase switches to *during log drain* when prune calls `drain` (the benchmark wraps it to note the "
+        "time; the same code runs). Meanwhile a reader thread fetches the instance's newest "
+        "`getInstanceJobHistory` page (the default 100) over HTTP from gunicorn (`--workers 2`), one request at a "
+        "time with a 20 ms pause, and a sampler asks `pg_locks` every 50 ms for sessions of this database waiting "
+        "on a lock (`clock_timestamp() - waitstart`).",
         "",
         "### Prune",
         "",

@@ -23,6 +23,7 @@ from bench.harness import free_port, write_doc
 from bench.prune_report import SECTION, render
 from bench.prune_seed import SEED, SMOKE_SEED, log
 from jobs import retention
+from jobs.running import purge
 from pointscene.core.clients import create_api_client
 
 # A reader pause between pages: a console refreshing, not a load test (about 30 pages a second on this machine).
@@ -131,11 +132,11 @@ def page_stats(samples: list[float]) -> dict:
 
 
 def timed_prune(watch: Watch) -> dict:
-    """retention.prune() as the task calls it, with the phase switched when its log drain starts (retention.drain
+    """retention.prune() as the task calls it, with the phase switched when its log drain starts (purge.drain
     wrapped: the same function runs), statements counted per phase."""
     marks = {"start": time.perf_counter()}
     counters = {"rows": StatementCounter(), "drain": StatementCounter()}
-    original = retention.drain
+    original = purge.drain
 
     def drain(*args, **kwargs):
         marks["drain"] = time.perf_counter()
@@ -143,13 +144,13 @@ def timed_prune(watch: Watch) -> dict:
         with connection.execute_wrapper(counters["drain"]):
             return original(*args, **kwargs)
 
-    retention.drain = drain
+    purge.drain = drain
     try:
         watch.phase = "during rows"
         with connection.execute_wrapper(counters["rows"]):
             report = retention.prune()
     finally:
-        retention.drain = original
+        purge.drain = original
     marks["end"] = time.perf_counter()
     return {
         "report": report,

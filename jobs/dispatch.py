@@ -24,5 +24,5 @@ def run_scheduled(job_id: int, slot: datetime) -> None:
 
 
 def purge_logs(purge_id: int) -> None:
-    """Asks a worker to delete the run logs that LogPurge `purge_id` names (jobs.running.purge)."""
+    """Asks a worker to delete the run logs that LogDeletion `purge_id` names (jobs.running.purge)."""
     app.send_task(PURGE_LOGS, args=[purge_id])

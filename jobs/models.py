@@ -290,38 +290,26 @@ class JobHistory(models.Model):
 
 
 class LogDeletion(models.Model):
-    """A stored log whose run is gone, waiting to be deleted from storage (jobs/retention.py).
+    """Stored run logs whose rows are gone, waiting to be deleted from storage (jobs.running.purge): one log file (a
+    run pruned by jobs/retention.py) or, when `path` ends with "/", a folder of them (a deleted job's or instance's,
+    pointscene.core.storage.job_log_folder).
 
-    Written in the transaction that deletes the run (a prune, a deleted job), so a log is queued exactly when its row
-    is gone: no row ever points at a deleted log, and no log of a kept row is ever queued. Deleted when storage has
-    deleted the file; a failure stays, to be tried again later."""
+    Written in the transaction that deletes the rows, so a log is queued exactly when its row is gone: no row ever
+    points at a deleted log, and no log of a kept row is ever queued. Deleted when storage has deleted what it
+    names; a failure stays with its error and the time of its next attempt, and the sweeper sends it again then."""
 
     path = models.CharField(max_length=500)
     created_at = models.DateTimeField(default=now)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=now, db_index=True)
-    last_error = models.CharField(max_length=200, blank=True, default="")
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.endswith("/")
 
     def __str__(self) -> str:
         return self.path
-
-
-class LogPurge(models.Model):
-    """A storage folder of run logs to empty: a deleted job's (or instance's). Written in the deleting transaction,
-    so that a purge is never lost; jobs.purge_logs empties the folder after commit and deletes the row. A failed
-    purge (storage unavailable) stays, and the sweeper sends it again when next_attempt_at comes."""
-
-    folder = models.CharField(max_length=500)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.CharField(max_length=500, null=True, blank=True)
-    next_attempt_at = models.DateTimeField(default=now)
-    created_at = models.DateTimeField(default=now)
-
-    class Meta:
-        indexes = [models.Index(fields=["next_attempt_at"], name="log_purge_due")]
-
-    def __str__(self) -> str:
-        return f"Log purge #{self.pk} of {self.folder}"
 
 
 class BisyncListings(models.Model):

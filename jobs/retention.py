@@ -3,9 +3,9 @@
 Each instance keeps `history_retention_days` of runs (the server's JOBS_HISTORY_RETENTION_DAYS unless an operator
 set the instance's own), but every job keeps its last JOBS_HISTORY_KEEP_RUNS runs whatever their age, and a run
 still queued or going is never touched. Rows go first, JOBS_PRUNE_BATCH per transaction, and in that transaction
-their logs are queued as LogDeletion rows; storage deletes the files afterwards (`drain`), and a file storage could
-not delete stays queued for a later try. So no row ever points at a deleted log, no log of a kept row is deleted,
-and a storage failure loses nothing.
+their logs are queued for deletion (jobs.running.purge, the same queue as a deleted job's logs); storage deletes the
+files afterwards (`purge.drain`), and a file storage could not delete stays queued for a later try. So no row ever
+points at a deleted log, no log of a kept row is deleted, and a storage failure loses nothing.
 
 The prune yields to the service: after every JOBS_PRUNE_BATCH rows deleted (whichever jobs they came from) it
 pauses JOBS_PRUNE_PAUSE_MS, so a backlog of a million runs does not keep a core and PostgreSQL busy end to end while
@@ -22,20 +22,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from jobs.models import JobHistory, LogDeletion, RunStatus, ScheduledJob
+from jobs.models import JobHistory, RunStatus, ScheduledJob
+from jobs.running import purge
 from pointscene.core.models import Instance
 
 log = logging.getLogger(__name__)
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
-# Waits before a failed log delete is tried again: doubling from a minute, at most a day.
-RETRY_FIRST_SECONDS = 60
-RETRY_MAX_SECONDS = 86_400
 
 
 @dataclass
@@ -90,7 +87,7 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> PruneReport:
         report.instances.append(found)
         report.runs_deleted += found.runs
     if not dry_run:
-        report.logs_deleted, report.logs_failed = drain(now)
+        report.logs_deleted, report.logs_failed = purge.drain(now)
     return report
 
 
@@ -130,37 +127,7 @@ def _prune_job(
             if not batch:
                 return runs, logs
             paths = [path for _, path in batch if path]
-            LogDeletion.objects.bulk_create([LogDeletion(path=path, next_attempt_at=now) for path in paths])
+            purge.forget_files(paths, now)
             JobHistory.objects.filter(pk__in=[pk for pk, _ in batch]).delete()
         runs, logs = runs + len(batch), logs + len(paths)
         pace.deleted(len(batch))
-
-
-def drain(now: datetime | None = None, limit: int | None = None) -> tuple[int, int]:
-    """Deletes queued logs from storage: (deleted, failed). A failure is tried again after a doubling wait."""
-    now = now or timezone.now()
-    limit = limit or settings.JOBS_PRUNE_BATCH
-    deleted = failed = 0
-    while True:
-        due = list(LogDeletion.objects.filter(next_attempt_at__lte=now).order_by("id")[:limit])
-        if not due:
-            return deleted, failed
-        done = []
-        for item in due:
-            try:
-                default_storage.delete(item.path)
-            except Exception as exc:  # noqa: BLE001 - any storage error: keep it queued, try later
-                failed += 1
-                wait = min(RETRY_FIRST_SECONDS * 2**item.attempts, RETRY_MAX_SECONDS)
-                LogDeletion.objects.filter(pk=item.pk).update(
-                    attempts=item.attempts + 1,
-                    next_attempt_at=now + timedelta(seconds=wait),
-                    last_error=f"{type(exc).__name__}"[:200],
-                )
-                log.warning("could not delete log %s (%s); trying again in %s s", item.path, type(exc).__name__, wait)
-            else:
-                done.append(item.pk)
-        LogDeletion.objects.filter(pk__in=done).delete()
-        deleted += len(done)
-        if len(due) < limit or not done:
-            return deleted, failed

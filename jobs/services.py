@@ -210,7 +210,7 @@ def delete_job(job: ScheduledJob) -> None:
     job_id, instance_id = job.pk, job.instance_id
     job.delete()
     schedule_after_commit(job_id)
-    purge.schedule(job_log_folder(instance_id, job_id))
+    purge.forget_folder(job_log_folder(instance_id, job_id))
 
 
 @transaction.atomic
@@ -247,7 +247,7 @@ def delete_instance(instance: Instance) -> None:
     instance_id = instance.pk
     instance.delete()
     unschedule_after_commit(job_ids)
-    purge.schedule(instance_log_folder(instance_id))
+    purge.forget_folder(instance_log_folder(instance_id))
 
 
 def create_instance(name: str) -> Instance:

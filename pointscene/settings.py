@@ -315,8 +315,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(JOBS_PRUNE_SECONDS)},
     },
 }
-# A deleted job's run logs are deleted from storage after commit (jobs.running.purge); when storage fails, the
-# purge is tried again after this many seconds, doubling each time (at most an hour).
+# Run logs whose rows are gone (a deleted job's folder, a pruned run's file) are deleted from storage after commit
+# (jobs.running.purge); when storage fails, the deletion is tried again after this many seconds, doubling each time
+# (at most an hour).
 JOBS_LOG_PURGE_RETRY_SECONDS = env_int("JOBS_LOG_PURGE_RETRY_SECONDS", 60)
 JOBS_SCHEDULE_LOOKAHEAD_SECONDS = env_int("JOBS_SCHEDULE_LOOKAHEAD_SECONDS", 5)
 JOBS_RECONCILE_SECONDS = env_int("JOBS_RECONCILE_SECONDS", 600)

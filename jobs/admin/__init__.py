@@ -1,4 +1,4 @@
-"""The operator console: jobs, runs, log purges, bisync listings, instances, resources, API clients and users in
+"""The operator console: jobs, runs, log deletions, bisync listings, instances, resources, API clients and users in
 Django's admin.
 
 site.py is the admin site (admin.site, through pointscene.apps.OperatorAdminConfig) with the dashboard

@@ -1,22 +1,23 @@
-"""Log purges (jobs.running.purge) in the console: the deleted jobs' log folders still to be emptied, with how often
-storage refused and why. Read only: the sweeper retries them; an operator only needs to see one that keeps failing."""
+"""Log deletions (jobs.running.purge) in the console: the log files of pruned runs and the log folders of deleted
+jobs still to be deleted from storage, with how often storage refused and why. Read only: the sweeper retries them;
+an operator only needs to see one that keeps failing."""
 
 from django.contrib import admin
 
 from jobs.admin.display import when
 from jobs.admin.site import site
-from jobs.models import LogPurge
+from jobs.models import LogDeletion
 
 
-@admin.register(LogPurge, site=site)
-class LogPurgeAdmin(admin.ModelAdmin):
-    list_display = ("id", "folder", "attempts", "last_error", "next_attempt", "created_at")
+@admin.register(LogDeletion, site=site)
+class LogDeletionAdmin(admin.ModelAdmin):
+    list_display = ("id", "path", "attempts", "last_error", "next_attempt", "created_at")
     ordering = ("next_attempt_at",)
-    readonly_fields = ("folder", "attempts", "last_error", "next_attempt_at", "created_at")
+    readonly_fields = ("path", "attempts", "last_error", "next_attempt_at", "created_at")
 
     @admin.display(description="next attempt", ordering="next_attempt_at")
-    def next_attempt(self, purge: LogPurge):
-        return when(purge.next_attempt_at)
+    def next_attempt(self, row: LogDeletion):
+        return when(row.next_attempt_at)
 
     def has_add_permission(self, request):
         return False

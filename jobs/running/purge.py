@@ -1,19 +1,26 @@
-"""Deleting the run logs of a deleted job (or instance) from storage, a local folder or S3, after the delete commits,
-without losing one when storage fails.
+"""Deleting stored run logs whose rows are gone, from a local folder or S3, after the delete commits, without losing
+one when storage fails: the one queue (LogDeletion) for a deleted job's or instance's log folder and for the log
+files of runs pruned by retention.
 
-Why a row, not the storage keys in the message: the runs' rows are gone with their job, and a message is not
-durable (a Redis flush, a worker killed mid-task, retries running out). So the deleting transaction writes a
-LogPurge row naming the job's log folder (pointscene.core.storage.job_log_folder: every log of that job and nothing
-else), and after commit jobs.purge_logs gets the row's id. The task deletes every file in the folder, then the row.
+Why a row, not the storage keys in a message: the runs' rows are gone, and a message is not durable (a Redis flush,
+a worker killed mid-task, retries running out). So the deleting transaction queues what it leaves behind:
+
+- a deleted job (or instance) queues its log folder (pointscene.core.storage.job_log_folder: every log of that job
+  and nothing else) with `forget_folder`, and after commit jobs.purge_logs gets the row's id;
+- a prune (jobs/retention.py) queues each deleted run's log file with `forget_files`, and drains the queue itself
+  once its rows are deleted (`drain`).
+
 When storage fails, the row keeps the error and when to try again (JOBS_LOG_PURGE_RETRY_SECONDS, doubling, at most
-an hour), and the sweeper sends it again then; a message that never arrived is sent again IN_FLIGHT_SECONDS after
-it was sent. A second pass over a folder finds less or nothing, so a duplicate does no harm.
+an hour), and the sweeper sends it again then (`resend_due`); a row sent and not done within IN_FLIGHT_SECONDS is
+sent again too. Deleting what is already gone does nothing, so a row handled twice (a resend racing a drain) does no
+harm.
 
 A run still going when its job is deleted stores its log afterwards: it finds its row gone and deletes that log
 itself (runner._finish, sweeper.end_lost_runs).
 """
 
 import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -22,25 +29,33 @@ from django.db import transaction
 from django.db.models import F
 
 from jobs import dispatch
-from jobs.models import LogPurge
+from jobs.models import LogDeletion
 from pointscene.logconfig import redact
 
 log = logging.getLogger(__name__)
 
-# A purge sent (after commit, or by the sweeper) and not done within this long is sent again.
+# A deletion sent (after commit, or by the sweeper) and not done within this long is sent again.
 IN_FLIGHT_SECONDS = 600
 MAX_BACKOFF_SECONDS = 3600
 BATCH = 100
 
 
-def schedule(folder: str) -> LogPurge:
-    """Inside the deleting transaction: the folder's logs are deleted once it commits, and retried until they are."""
-    purge = LogPurge.objects.create(
-        folder=folder, next_attempt_at=datetime.now(UTC) + timedelta(seconds=IN_FLIGHT_SECONDS)
+def forget_folder(folder: str) -> LogDeletion:
+    """Inside the deleting transaction: every log under `folder` ("a/b/") is deleted once it commits, and retried
+    until it is."""
+    row = LogDeletion.objects.create(
+        path=folder, next_attempt_at=datetime.now(UTC) + timedelta(seconds=IN_FLIGHT_SECONDS)
     )
-    # robust: the delete has committed; if Redis is away now, the sweeper sends the purge later.
-    transaction.on_commit(lambda: dispatch.purge_logs(purge.pk), robust=True)
-    return purge
+    # robust: the delete has committed; if Redis is away now, the sweeper sends the deletion later.
+    transaction.on_commit(lambda: dispatch.purge_logs(row.pk), robust=True)
+    return row
+
+
+def forget_files(paths: Iterable[str], now: datetime) -> int:
+    """Inside the deleting transaction: these log files are due for deletion from `now` (by `drain`, or the sweeper
+    if no drain comes). Returns how many were queued."""
+    rows = LogDeletion.objects.bulk_create([LogDeletion(path=path, next_attempt_at=now) for path in paths])
+    return len(rows)
 
 
 def backoff_seconds(attempts: int) -> int:
@@ -48,30 +63,56 @@ def backoff_seconds(attempts: int) -> int:
     return min(MAX_BACKOFF_SECONDS, settings.JOBS_LOG_PURGE_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
 
 
-def purge(purge_id: int) -> bool:
-    """Empties the purge's folder and deletes the purge. False if storage failed (the purge waits for its retry);
-    True when it is done, or was done already."""
-    row = LogPurge.objects.filter(pk=purge_id).first()
+def purge(deletion_id: int) -> bool:
+    """Deletes what the row names, then the row. False if storage failed (the row waits for its retry); True when it
+    is done, or was done already."""
+    row = LogDeletion.objects.filter(pk=deletion_id).first()
     if row is None:
         return True
+    if not _delete(row, datetime.now(UTC)):
+        return False
+    LogDeletion.objects.filter(pk=deletion_id).delete()
+    return True
+
+
+def drain(now: datetime | None = None, limit: int | None = None) -> tuple[int, int]:
+    """Deletes the due rows from storage, `limit` (JOBS_PRUNE_BATCH) at a time, until none is left or a whole batch
+    failed (storage is down: the rest waits for later): (deleted, failed)."""
+    now = now or datetime.now(UTC)
+    limit = limit or settings.JOBS_PRUNE_BATCH
+    deleted = failed = 0
+    while True:
+        due = list(LogDeletion.objects.filter(next_attempt_at__lte=now).order_by("id")[:limit])
+        done = [row.pk for row in due if _delete(row, now)]
+        LogDeletion.objects.filter(pk__in=done).delete()
+        deleted, failed = deleted + len(done), failed + len(due) - len(done)
+        if len(due) < limit or not done:
+            return deleted, failed
+
+
+def _delete(row: LogDeletion, now: datetime) -> bool:
+    """Deletes the row's file or folder from storage. On failure, notes it on the row with its next attempt."""
     try:
-        removed = empty_folder(row.folder)
-    except Exception as exc:  # noqa: BLE001 - whatever the storage raised, the purge waits and tries again
+        removed = empty_folder(row.path) if row.is_folder else _delete_file(row.path)
+    except Exception as exc:  # noqa: BLE001 - whatever the storage raised, the row waits and tries again
         attempts = row.attempts + 1
         wait = backoff_seconds(attempts)
         error = redact(f"{type(exc).__name__}: {exc}")[:500]
-        LogPurge.objects.filter(pk=purge_id).update(
-            attempts=F("attempts") + 1,
-            last_error=error,
-            next_attempt_at=datetime.now(UTC) + timedelta(seconds=wait),
+        LogDeletion.objects.filter(pk=row.pk).update(
+            attempts=F("attempts") + 1, last_error=error, next_attempt_at=now + timedelta(seconds=wait)
         )
         log.warning(
-            "log purge %s (%s), attempt %d failed: %s; retrying in %d s", purge_id, row.folder, attempts, error, wait
+            "log deletion %s (%s), attempt %d failed: %s; retrying in %d s", row.pk, row.path, attempts, error, wait
         )
         return False
-    LogPurge.objects.filter(pk=purge_id).delete()
-    log.info("log purge %s: %d files deleted from %s", purge_id, removed, row.folder)
+    if row.is_folder:
+        log.info("log deletion %s: %d files deleted from %s", row.pk, removed, row.path)
     return True
+
+
+def _delete_file(path: str) -> int:
+    default_storage.delete(path)
+    return 1
 
 
 def empty_folder(folder: str) -> int:
@@ -94,15 +135,15 @@ def empty_folder(folder: str) -> int:
 
 
 def resend_due(now: datetime) -> int:
-    """For the sweeper: sends the purges whose next attempt has come. Returns how many."""
+    """For the sweeper: sends the rows whose next attempt has come (marking them in flight). Returns how many."""
     due = list(
-        LogPurge.objects.filter(next_attempt_at__lte=now)
+        LogDeletion.objects.filter(next_attempt_at__lte=now)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:BATCH]
     )
     if not due:
         return 0
-    LogPurge.objects.filter(pk__in=due).update(next_attempt_at=now + timedelta(seconds=IN_FLIGHT_SECONDS))
-    for purge_id in due:
-        dispatch.purge_logs(purge_id)
+    LogDeletion.objects.filter(pk__in=due).update(next_attempt_at=now + timedelta(seconds=IN_FLIGHT_SECONDS))
+    for deletion_id in due:
+        dispatch.purge_logs(deletion_id)
     return len(due)

@@ -14,11 +14,12 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from configs.models import RemoteConfig
-from jobs.models import JobHistory, ScheduledJob
+from jobs.models import JobHistory, LogDeletion, ScheduledJob
 from pointscene.core.models import ApiClient, Instance, Resource
 
 BEFORE_TENANCY_MOVED = [("jobs", "0006_jobhistory_log_key"), ("configs", "0001_initial"), ("core", None)]
 BEFORE_LOG_KEYS = [("jobs", "0005_reliability_policies"), ("configs", "0001_initial"), ("core", None)]
+BEFORE_ONE_LOG_QUEUE = [("jobs", "0014_job_name_trigram_index")]
 
 
 def migrate_to(targets: list[tuple[str, str | None]]):
@@ -90,3 +91,24 @@ def test_it_gives_every_existing_run_its_own_log_key(back_to_latest):
     keys = [JobHistory.objects.get(pk=run.pk).log_key for run in runs]
     assert all(keys)
     assert len(set(keys)) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_moves_queued_log_purges_into_the_one_log_deletion_queue(back_to_latest):
+    old = migrate_to(BEFORE_ONE_LOG_QUEUE)
+    failed = old.get_model("jobs", "LogPurge").objects.create(
+        folder="logs/7/12/", attempts=2, last_error="EndpointConnectionError: " + "x" * 300
+    )
+    fresh = old.get_model("jobs", "LogPurge").objects.create(folder="logs/8/")
+    pruned = old.get_model("jobs", "LogDeletion").objects.create(path="logs/7/13/99.log")
+
+    call_command("migrate", verbosity=0)
+
+    rows = {row.path: row for row in LogDeletion.objects.all()}
+    assert set(rows) == {"logs/7/12/", "logs/8/", "logs/7/13/99.log"}
+    assert (rows["logs/7/12/"].attempts, rows["logs/7/12/"].last_error) == (2, failed.last_error)
+    assert rows["logs/7/12/"].next_attempt_at == failed.next_attempt_at
+    assert (rows["logs/8/"].attempts, rows["logs/8/"].last_error, rows["logs/8/"].is_folder) == (0, "", True)
+    assert rows["logs/8/"].created_at == fresh.created_at
+    assert rows["logs/7/13/99.log"].pk == pruned.pk
+    assert not rows["logs/7/13/99.log"].is_folder

@@ -17,7 +17,7 @@ from django.db import connection
 from django_celery_results.models import TaskResult
 
 from jobs import services
-from jobs.models import FrequencyType, JobHistory, LogPurge, RunStatus, ScheduledJob
+from jobs.models import FrequencyType, JobHistory, LogDeletion, RunStatus, ScheduledJob
 from jobs.scheduling.entries import JobEntry
 from pointscene.celery import app
 from tests.fixtures.leaks import Scanner, all_secrets, register_secret
@@ -178,6 +178,6 @@ def test_deleting_a_job_in_the_admin_has_the_worker_delete_its_logs(processes, i
     response = admin_client.post(f"/admin/jobs/scheduledjob/{job.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
-    wait_for(lambda: not LogPurge.objects.exists(), "the worker to purge the deleted job's logs", processes)
+    wait_for(lambda: not LogDeletion.objects.exists(), "the worker to purge the deleted job's logs", processes)
     assert not default_storage.exists(gone)
     assert default_storage.exists(kept)

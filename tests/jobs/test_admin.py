@@ -28,7 +28,7 @@ ADMIN_PAGES = [
     "/admin/core/apiclient/",
     "/admin/jobs/scheduledjob/",
     "/admin/jobs/jobhistory/",
-    "/admin/jobs/logpurge/",
+    "/admin/jobs/logdeletion/",
     "/admin/jobs/bisynclistings/",
     "/admin/django_celery_results/taskresult/",
     "/admin/configs/remoteconfig/",

@@ -1,6 +1,7 @@
 """Deleting a job (API, admin) or an instance deletes its runs' logs from storage after commit (jobs/running/purge.py),
 in a local folder and in S3 (moto's server on loopback), and a purge that storage refused, or whose message was
-lost, is done later by the sweeper rather than forgotten.
+lost, is done later by the sweeper rather than forgotten. Pruned runs' log files share the queue (and its retries)
+with deleted jobs' folders.
 
 The purge message is the real one from the session's Redis; the test runs it as a worker would, in this process.
 """
@@ -15,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 
 from jobs import services, tasks
-from jobs.models import FrequencyType, JobHistory, LogPurge, RunStatus, ScheduledJob
+from jobs.models import FrequencyType, JobHistory, LogDeletion, RunStatus, ScheduledJob
 from jobs.running import purge, runner, sweeper
 from pointscene.core.storage import instance_log_folder, job_log_folder
 from tests.fixtures.redbeat import queued_messages, redis_client
@@ -87,8 +88,8 @@ def test_deleting_a_job_through_the_api_deletes_its_logs_after_commit_and_no_oth
     # Not committed yet: nothing is deleted nor sent; the purge is a row of the same transaction.
     assert all(default_storage.exists(path) for path in gone)
     assert purge_messages() == []
-    (row,) = LogPurge.objects.all()
-    assert row.folder == job_log_folder(job.instance_id, job.pk)
+    (row,) = LogDeletion.objects.all()
+    assert row.path == job_log_folder(job.instance_id, job.pk)
 
     for callback in after_commit:
         callback()
@@ -97,8 +98,8 @@ def test_deleting_a_job_through_the_api_deletes_its_logs_after_commit_and_no_oth
     assert work_off_purges() == 1
     assert not any(default_storage.exists(path) for path in gone)
     assert all(default_storage.exists(path) for path in kept)
-    assert not Path(django_settings.MEDIA_ROOT, row.folder).exists()
-    assert not LogPurge.objects.exists()
+    assert not Path(django_settings.MEDIA_ROOT, row.path).exists()
+    assert not LogDeletion.objects.exists()
 
 
 def test_deleting_a_job_in_the_admin_deletes_its_logs(admin_client, jobs_with_logs, django_capture_on_commit_callbacks):
@@ -137,7 +138,7 @@ def test_a_purge_whose_message_was_lost_is_sent_again_by_the_sweeper(
     gone = log_paths(job)
     with django_capture_on_commit_callbacks(execute=False):  # committed, but the message never left
         services.delete_job(job)
-    (row,) = LogPurge.objects.all()
+    (row,) = LogDeletion.objects.all()
 
     assert sweeper.sweep(now=datetime.now(UTC))["purges"] == 0  # still in flight as far as anyone knows
     assert sweeper.sweep(now=row.next_attempt_at)["purges"] == 1
@@ -145,7 +146,7 @@ def test_a_purge_whose_message_was_lost_is_sent_again_by_the_sweeper(
     assert purge_messages() == [[row.pk]]
     assert work_off_purges() == 1
     assert not any(default_storage.exists(path) for path in gone)
-    assert not LogPurge.objects.exists()
+    assert not LogDeletion.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -165,7 +166,7 @@ def test_a_run_that_ends_after_its_job_was_deleted_deletes_the_log_it_stores(ins
 
     services.delete_job(job)  # commits: the purge goes out now, finds an empty folder, and is done
     assert work_off_purges() == 1
-    assert not LogPurge.objects.exists()
+    assert not LogDeletion.objects.exists()
     http_server.release.set()
     worker.join(60)
 
@@ -184,7 +185,7 @@ def test_it_deletes_the_logs_from_an_s3_bucket(s3_storage, instance, resource, d
     assert work_off_purges() == 1
 
     assert object_keys(s3_storage, instance_log_folder(instance.pk)) == log_paths(sibling)
-    assert not LogPurge.objects.exists()
+    assert not LogDeletion.objects.exists()
 
 
 def test_a_purge_that_s3_refused_is_retried_by_the_sweeper_until_done(
@@ -201,12 +202,12 @@ def test_a_purge_that_s3_refused_is_retried_by_the_sweeper_until_done(
     assert work_off_purges() == 1
     moto_s3.start()
 
-    (row,) = LogPurge.objects.all()
+    (row,) = LogDeletion.objects.all()
     assert row.attempts == 1
     assert row.last_error.startswith("EndpointConnectionError")
     assert row.next_attempt_at >= started + timedelta(seconds=settings.JOBS_LOG_PURGE_RETRY_SECONDS)
     assert object_keys(s3_storage, folder) == gone  # nothing lost, nothing deleted
-    console = admin_client.get("/admin/jobs/logpurge/").content.decode()
+    console = admin_client.get("/admin/jobs/logdeletion/").content.decode()
     assert folder in console
     assert "EndpointConnectionError" in console
     assert sweeper.sweep(now=row.next_attempt_at - timedelta(seconds=1))["purges"] == 0  # not due yet
@@ -215,7 +216,7 @@ def test_a_purge_that_s3_refused_is_retried_by_the_sweeper_until_done(
     assert work_off_purges() == 1
 
     assert object_keys(s3_storage, folder) == []
-    assert not LogPurge.objects.exists()
+    assert not LogDeletion.objects.exists()
 
 
 def test_the_wait_between_attempts_doubles_up_to_an_hour(settings):
@@ -223,3 +224,47 @@ def test_the_wait_between_attempts_doubles_up_to_an_hour(settings):
 
     assert [purge.backoff_seconds(n) for n in (1, 2, 3, 6, 7, 20)] == [60, 120, 240, 1920, 3600, 3600]
 
+
+def test_one_drain_deletes_queued_folders_and_pruned_files_alike(jobs_with_logs, django_capture_on_commit_callbacks):
+    job, pruned, neighbour = jobs_with_logs
+    (pruned_log,) = log_paths(pruned)
+    gone, kept = [*log_paths(job), pruned_log], log_paths(neighbour)
+    with django_capture_on_commit_callbacks(execute=False):  # committed, but the folder's message never left
+        services.delete_job(job)
+    JobHistory.objects.filter(job=pruned).delete()  # as a prune does, in the transaction that queues its logs
+    purge.forget_files([pruned_log], datetime.now(UTC))
+
+    assert purge.drain(datetime.now(UTC) + timedelta(seconds=purge.IN_FLIGHT_SECONDS)) == (2, 0)
+
+    assert not any(default_storage.exists(path) for path in gone)
+    assert all(default_storage.exists(path) for path in kept)
+    assert not LogDeletion.objects.exists()
+
+
+def test_a_pruned_log_that_storage_refused_is_sent_again_by_the_sweeper(jobs_with_logs, monkeypatch):
+    job = jobs_with_logs[0]
+    (path,) = log_paths(job)
+    JobHistory.objects.filter(job=job).delete()
+    now = datetime.now(UTC)
+    purge.forget_files([path], now)
+
+    real_delete, storage_down = default_storage.delete, [True]
+
+    def delete(name):
+        if storage_down:
+            raise OSError("storage unavailable")
+        real_delete(name)
+
+    monkeypatch.setattr(default_storage, "delete", delete)
+    assert purge.drain(now) == (0, 1)
+    storage_down.clear()
+
+    (row,) = LogDeletion.objects.all()
+    assert (row.attempts, row.last_error) == (1, "OSError: storage unavailable")
+    assert default_storage.exists(path)
+    assert sweeper.sweep(now=row.next_attempt_at - timedelta(seconds=1))["purges"] == 0  # not due yet
+    assert sweeper.sweep(now=row.next_attempt_at)["purges"] == 1
+    assert purge_messages() == [[row.pk]]
+    assert work_off_purges() == 1
+    assert not default_storage.exists(path)
+    assert not LogDeletion.objects.exists()

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from jobs import retention, services
 from jobs.models import JobHistory, LogDeletion, RunStatus, RunTrigger, ScheduledJob
+from jobs.running import purge
 from pointscene.core.storage import run_log_path
 
 pytestmark = pytest.mark.usefixtures("clean_redis")
@@ -156,12 +157,12 @@ def test_a_storage_failure_keeps_the_log_queued_and_a_later_prune_deletes_it(job
     assert not JobHistory.objects.filter(pk__in=[r.pk for r in old]).exists()
     assert default_storage.exists(old[1].log_path)
     (queued,) = LogDeletion.objects.all()
-    assert (queued.path, queued.attempts, queued.last_error) == (old[1].log_path, 1, "OSError")
+    assert (queued.path, queued.attempts, queued.last_error) == (old[1].log_path, 1, "OSError: storage unavailable")
     assert not any(JobHistory.objects.filter(log_path=q.path).exists() for q in LogDeletion.objects.all())
 
     failing.clear()
-    assert retention.drain(now=NOW) == (0, 0)  # not due yet: it waits before trying again
-    assert retention.drain(now=NOW + timedelta(minutes=2)) == (1, 0)
+    assert purge.drain(now=NOW) == (0, 0)  # not due yet: it waits before trying again
+    assert purge.drain(now=NOW + timedelta(minutes=2)) == (1, 0)
     assert not default_storage.exists(old[1].log_path)
     assert LogDeletion.objects.count() == 0
 
