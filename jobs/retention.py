@@ -87,7 +87,7 @@ def prune(now: datetime | None = None, dry_run: bool = False) -> PruneReport:
         report.instances.append(found)
         report.runs_deleted += found.runs
     if not dry_run:
-        report.logs_deleted, report.logs_failed = purge.drain(now)
+        report.logs_deleted, report.logs_failed = purge.drain(now, in_flight=True)
     return report
 
 

@@ -1,7 +1,13 @@
 """LogPurge (a deleted job's log folder) and LogDeletion (a pruned run's log file) become one queue, LogDeletion, a
-folder being a path that ends with "/". Queued purges move over with their attempts, error and next attempt."""
+folder being a path that ends with "/". Queued purges move over with their attempts, error and next attempt.
+
+A purge message already queued names a LogPurge id, which may now be an unrelated LogDeletion row's: that row is
+then deleted early, which is harmless (every queued row may be deleted at any time); the moved row keeps its next
+attempt, and the sweeper sends it then. Workers of the previous release fail on the dropped table until they are
+replaced, and the sweeper sends their rows again."""
 
 from django.db import migrations, models
+from django.db.models.functions import Length, Substr
 
 
 def purges_to_deletions(apps, schema_editor):
@@ -34,8 +40,10 @@ def deletions_to_purges(apps, schema_editor):
         for row in folders.iterator()
     )
     folders.delete()
-    for row in LogDeletion.objects.exclude(last_error=""):
-        LogDeletion.objects.filter(pk=row.pk).update(last_error=row.last_error[:200])
+    # LogDeletion.last_error goes back to 200 characters next.
+    LogDeletion.objects.annotate(length=Length("last_error")).filter(length__gt=200).update(
+        last_error=Substr("last_error", 1, 200)
+    )
 
 
 class Migration(migrations.Migration):

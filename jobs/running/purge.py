@@ -10,10 +10,13 @@ a worker killed mid-task, retries running out). So the deleting transaction queu
 - a prune (jobs/retention.py) queues each deleted run's log file with `forget_files`, and drains the queue itself
   once its rows are deleted (`drain`).
 
-When storage fails, the row keeps the error and when to try again (JOBS_LOG_PURGE_RETRY_SECONDS, doubling, at most
-an hour), and the sweeper sends it again then (`resend_due`); a row sent and not done within IN_FLIGHT_SECONDS is
-sent again too. Deleting what is already gone does nothing, so a row handled twice (a resend racing a drain) does no
-harm.
+Both kinds are queued in flight (due IN_FLIGHT_SECONDS later): whoever queued them is on them, so the sweeper keeps
+off while a prune is still deleting rows. When storage fails, the row keeps the error and when to try again
+(JOBS_LOG_PURGE_RETRY_SECONDS, doubling, at most an hour), and the sweeper sends it again then (`resend_due`); a row
+whose message was lost, or whose prune died, comes due and is sent again the same way. Whoever takes rows (a drain,
+the sweeper) first claims them (locked, skipping rows another holds, and moved in flight), so two of them do not
+take the same row at once; deleting what is already gone does nothing, so a row handled twice anyway (a message
+sent again while its worker was still on it) does no harm.
 
 A run still going when its job is deleted stores its log afterwards: it finds its row gone and deletes that log
 itself (runner._finish, sweeper.end_lost_runs).
@@ -26,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 
 from jobs import dispatch
 from jobs.models import LogDeletion
@@ -43,24 +46,31 @@ BATCH = 100
 def forget_folder(folder: str) -> LogDeletion:
     """Inside the deleting transaction: every log under `folder` ("a/b/") is deleted once it commits, and retried
     until it is."""
-    row = LogDeletion.objects.create(
-        path=folder, next_attempt_at=datetime.now(UTC) + timedelta(seconds=IN_FLIGHT_SECONDS)
-    )
+    if not folder.endswith("/"):
+        raise ValueError(f"a log folder ends with '/': {folder!r}")
+    row = LogDeletion.objects.create(path=folder, next_attempt_at=_in_flight(datetime.now(UTC)))
     # robust: the delete has committed; if Redis is away now, the sweeper sends the deletion later.
     transaction.on_commit(lambda: dispatch.purge_logs(row.pk), robust=True)
     return row
 
 
 def forget_files(paths: Iterable[str], now: datetime) -> int:
-    """Inside the deleting transaction: these log files are due for deletion from `now` (by `drain`, or the sweeper
-    if no drain comes). Returns how many were queued."""
-    rows = LogDeletion.objects.bulk_create([LogDeletion(path=path, next_attempt_at=now) for path in paths])
-    return len(rows)
+    """Inside the deleting transaction: these log files are deleted by the caller's `drain(now, in_flight=True)`,
+    or by the sweeper once IN_FLIGHT_SECONDS have passed without it. Returns how many were queued."""
+    rows = [LogDeletion(path=path, next_attempt_at=_in_flight(now)) for path in paths]
+    if any(row.is_folder for row in rows):
+        raise ValueError("a log file's path does not end with '/'")
+    return len(LogDeletion.objects.bulk_create(rows))
+
+
+def _in_flight(now: datetime) -> datetime:
+    return now + timedelta(seconds=IN_FLIGHT_SECONDS)
 
 
 def backoff_seconds(attempts: int) -> int:
     """Wait after failed attempt number `attempts`: JOBS_LOG_PURGE_RETRY_SECONDS, doubling, at most an hour."""
-    return min(MAX_BACKOFF_SECONDS, settings.JOBS_LOG_PURGE_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+    first = max(1, settings.JOBS_LOG_PURGE_RETRY_SECONDS)  # 0 would have a drain retry a failure in the same call
+    return min(MAX_BACKOFF_SECONDS, first * 2 ** max(attempts - 1, 0))
 
 
 def purge(deletion_id: int) -> bool:
@@ -75,19 +85,35 @@ def purge(deletion_id: int) -> bool:
     return True
 
 
-def drain(now: datetime | None = None, limit: int | None = None) -> tuple[int, int]:
+def drain(now: datetime | None = None, limit: int | None = None, in_flight: bool = False) -> tuple[int, int]:
     """Deletes the due rows from storage, `limit` (JOBS_PRUNE_BATCH) at a time, until none is left or a whole batch
-    failed (storage is down: the rest waits for later): (deleted, failed)."""
+    failed (storage is down: the rest waits for later): (deleted, failed). in_flight: also the files `forget_files`
+    queued at `now` and not tried yet, as the prune that queued them wants (one that fails is retried when due, not
+    again in this call)."""
     now = now or datetime.now(UTC)
     limit = limit or settings.JOBS_PRUNE_BATCH
+    wanted = Q(next_attempt_at__lte=now)
+    if in_flight:
+        wanted |= Q(attempts=0, next_attempt_at__lte=_in_flight(now)) & ~Q(path__endswith="/")
     deleted = failed = 0
     while True:
-        due = list(LogDeletion.objects.filter(next_attempt_at__lte=now).order_by("id")[:limit])
+        due = _claim(LogDeletion.objects.filter(wanted).order_by("id"), limit)
         done = [row.pk for row in due if _delete(row, now)]
         LogDeletion.objects.filter(pk__in=done).delete()
         deleted, failed = deleted + len(done), failed + len(due) - len(done)
         if len(due) < limit or not done:
             return deleted, failed
+
+
+def _claim(due: QuerySet, limit: int) -> list[LogDeletion]:
+    """Up to `limit` of the `due` rows, moved in flight so that no one else takes them meanwhile. On PostgreSQL rows
+    another claimer holds are skipped; SQLite has one writer at a time, and ignores the lock."""
+    with transaction.atomic(savepoint=False):  # inside a caller's transaction, no savepoint statements
+        rows = list(due.select_for_update(skip_locked=True)[:limit])
+        LogDeletion.objects.filter(pk__in=[row.pk for row in rows]).update(
+            next_attempt_at=_in_flight(datetime.now(UTC))
+        )
+    return rows
 
 
 def _delete(row: LogDeletion, now: datetime) -> bool:
@@ -98,8 +124,10 @@ def _delete(row: LogDeletion, now: datetime) -> bool:
         attempts = row.attempts + 1
         wait = backoff_seconds(attempts)
         error = redact(f"{type(exc).__name__}: {exc}")[:500]
+        # From now, or from the caller's `now` if later: a prune's `now` is its start, minutes ago by its drain.
+        retry_at = max(now, datetime.now(UTC)) + timedelta(seconds=wait)
         LogDeletion.objects.filter(pk=row.pk).update(
-            attempts=F("attempts") + 1, last_error=error, next_attempt_at=now + timedelta(seconds=wait)
+            attempts=F("attempts") + 1, last_error=error, next_attempt_at=retry_at
         )
         log.warning(
             "log deletion %s (%s), attempt %d failed: %s; retrying in %d s", row.pk, row.path, attempts, error, wait
@@ -135,15 +163,8 @@ def empty_folder(folder: str) -> int:
 
 
 def resend_due(now: datetime) -> int:
-    """For the sweeper: sends the rows whose next attempt has come (marking them in flight). Returns how many."""
-    due = list(
-        LogDeletion.objects.filter(next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:BATCH]
-    )
-    if not due:
-        return 0
-    LogDeletion.objects.filter(pk__in=due).update(next_attempt_at=now + timedelta(seconds=IN_FLIGHT_SECONDS))
-    for deletion_id in due:
-        dispatch.purge_logs(deletion_id)
+    """For the sweeper: sends the rows whose next attempt has come (claimed: moved in flight). Returns how many."""
+    due = _claim(LogDeletion.objects.filter(next_attempt_at__lte=now).order_by("next_attempt_at"), BATCH)
+    for row in due:
+        dispatch.purge_logs(row.pk)
     return len(due)

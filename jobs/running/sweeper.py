@@ -7,7 +7,8 @@
   message after beat published it. A slot with no run row once its grace has passed is recorded MISSED, or sent
   again when the job's catch-up window still wants it run.
 - Queued runs nobody started: a BUFFER_ONE slot whose hand-over was lost, a manual run whose message was lost.
-- Log purges of deleted jobs that failed (storage unavailable) or whose message was lost: sent again when due.
+- Log deletions (a deleted job's folder, a pruned run's file) that failed (storage unavailable), or whose message
+  was lost or whose prune died: sent again when due.
 
 Every action is conditional or idempotent (the unique (job, slot) key, status-guarded updates), so two sweeps at
 once, or a sweep racing a late worker, record nothing twice.

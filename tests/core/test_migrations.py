@@ -108,7 +108,20 @@ def test_it_moves_queued_log_purges_into_the_one_log_deletion_queue(back_to_late
     assert set(rows) == {"logs/7/12/", "logs/8/", "logs/7/13/99.log"}
     assert (rows["logs/7/12/"].attempts, rows["logs/7/12/"].last_error) == (2, failed.last_error)
     assert rows["logs/7/12/"].next_attempt_at == failed.next_attempt_at
-    assert (rows["logs/8/"].attempts, rows["logs/8/"].last_error, rows["logs/8/"].is_folder) == (0, "", True)
+    assert (rows["logs/8/"].attempts, rows["logs/8/"].last_error) == (0, "")
     assert rows["logs/8/"].created_at == fresh.created_at
     assert rows["logs/7/13/99.log"].pk == pruned.pk
     assert not rows["logs/7/13/99.log"].is_folder
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_moves_queued_folders_back_to_log_purges_when_reversed(back_to_latest):
+    LogDeletion.objects.create(path="logs/7/12/", attempts=1, last_error="E" * 300)
+    LogDeletion.objects.create(path="logs/7/13/99.log", attempts=3, last_error="F" * 300)
+
+    old = migrate_to(BEFORE_ONE_LOG_QUEUE)
+
+    purges = list(old.get_model("jobs", "LogPurge").objects.values_list("folder", "attempts", "last_error"))
+    assert purges == [("logs/7/12/", 1, "E" * 300)]
+    files = list(old.get_model("jobs", "LogDeletion").objects.values_list("path", "attempts", "last_error"))
+    assert files == [("logs/7/13/99.log", 3, "F" * 200)]  # its column is 200 characters again

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from jobs import services, tasks
@@ -223,21 +224,53 @@ def test_the_wait_between_attempts_doubles_up_to_an_hour(settings):
     settings.JOBS_LOG_PURGE_RETRY_SECONDS = 60
 
     assert [purge.backoff_seconds(n) for n in (1, 2, 3, 6, 7, 20)] == [60, 120, 240, 1920, 3600, 3600]
+    settings.JOBS_LOG_PURGE_RETRY_SECONDS = 0  # never zero: a drain would retry a failure in the same call
+    assert purge.backoff_seconds(1) == 1
 
 
 def test_one_drain_deletes_queued_folders_and_pruned_files_alike(jobs_with_logs, django_capture_on_commit_callbacks):
     job, pruned, neighbour = jobs_with_logs
-    (pruned_log,) = log_paths(pruned)
-    gone, kept = [*log_paths(job), pruned_log], log_paths(neighbour)
+    newer = JobHistory.objects.get(pk=runner.run_scheduled(pruned.pk, SLOT.replace(year=2026)))
+    old_run = JobHistory.objects.filter(job=pruned).exclude(pk=newer.pk).get()
+    gone, kept = [*log_paths(job), old_run.log_path], [newer.log_path, *log_paths(neighbour)]
     with django_capture_on_commit_callbacks(execute=False):  # committed, but the folder's message never left
         services.delete_job(job)
-    JobHistory.objects.filter(job=pruned).delete()  # as a prune does, in the transaction that queues its logs
-    purge.forget_files([pruned_log], datetime.now(UTC))
+    old_run.delete()  # as a prune does, in the transaction that queues its log
+    purge.forget_files([old_run.log_path], datetime.now(UTC))
 
-    assert purge.drain(datetime.now(UTC) + timedelta(seconds=purge.IN_FLIGHT_SECONDS)) == (2, 0)
+    later = datetime.now(UTC) + timedelta(seconds=purge.IN_FLIGHT_SECONDS)  # the message lost, the prune dead
+    assert purge.drain(later) == (2, 0)
 
     assert not any(default_storage.exists(path) for path in gone)
-    assert all(default_storage.exists(path) for path in kept)
+    assert all(default_storage.exists(path) for path in kept)  # the pruned job's kept run among them
+    assert not LogDeletion.objects.exists()
+
+
+def test_a_drain_tries_a_failing_file_once_however_many_batches_it_takes(db, monkeypatch):
+    paths = [default_storage.save(f"instances/1/.log/job-1/run-{n}.log", ContentFile(b"log")) for n in range(5)]
+    now = datetime.now(UTC)
+    purge.forget_files(paths, now)
+    real_delete = default_storage.delete
+
+    def delete(name):
+        if name == paths[0]:
+            raise OSError("storage unavailable")
+        real_delete(name)
+
+    monkeypatch.setattr(default_storage, "delete", delete)
+
+    assert purge.drain(now, limit=2, in_flight=True) == (4, 1)
+
+    (row,) = LogDeletion.objects.all()
+    assert (row.path, row.attempts) == (paths[0], 1)
+    assert row.next_attempt_at >= now + timedelta(seconds=purge.backoff_seconds(1))
+
+
+def test_it_refuses_a_folder_without_its_slash_and_a_file_that_is_a_folder(db):
+    with pytest.raises(ValueError, match="ends with '/'"):
+        purge.forget_folder("instances/1/.log/job-1")
+    with pytest.raises(ValueError, match="does not end with '/'"):
+        purge.forget_files(["instances/1/.log/job-1/"], datetime.now(UTC))
     assert not LogDeletion.objects.exists()
 
 
@@ -247,6 +280,7 @@ def test_a_pruned_log_that_storage_refused_is_sent_again_by_the_sweeper(jobs_wit
     JobHistory.objects.filter(job=job).delete()
     now = datetime.now(UTC)
     purge.forget_files([path], now)
+    assert sweeper.sweep(now=now)["purges"] == 0  # the prune that queued it is on it
 
     real_delete, storage_down = default_storage.delete, [True]
 
@@ -256,7 +290,7 @@ def test_a_pruned_log_that_storage_refused_is_sent_again_by_the_sweeper(jobs_wit
         real_delete(name)
 
     monkeypatch.setattr(default_storage, "delete", delete)
-    assert purge.drain(now) == (0, 1)
+    assert purge.drain(now, in_flight=True) == (0, 1)
     storage_down.clear()
 
     (row,) = LogDeletion.objects.all()

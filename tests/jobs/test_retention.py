@@ -161,8 +161,8 @@ def test_a_storage_failure_keeps_the_log_queued_and_a_later_prune_deletes_it(job
     assert not any(JobHistory.objects.filter(log_path=q.path).exists() for q in LogDeletion.objects.all())
 
     failing.clear()
-    assert purge.drain(now=NOW) == (0, 0)  # not due yet: it waits before trying again
-    assert purge.drain(now=NOW + timedelta(minutes=2)) == (1, 0)
+    assert purge.drain(now=queued.next_attempt_at - timedelta(seconds=1)) == (0, 0)  # it waits before trying again
+    assert purge.drain(now=queued.next_attempt_at) == (1, 0)
     assert not default_storage.exists(old[1].log_path)
     assert LogDeletion.objects.count() == 0
 
