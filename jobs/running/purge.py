@@ -119,7 +119,11 @@ def _claim(due: QuerySet, limit: int) -> list[LogDeletion]:
 def _delete(row: LogDeletion, now: datetime) -> bool:
     """Deletes the row's file or folder from storage. On failure, notes it on the row with its next attempt."""
     try:
-        removed = empty_folder(row.path) if row.is_folder else _delete_file(row.path)
+        if row.is_folder:
+            removed = empty_folder(row.path)
+            log.info("log deletion %s: %d files deleted from %s", row.pk, removed, row.path)
+        else:
+            default_storage.delete(row.path)
     except Exception as exc:  # noqa: BLE001 - whatever the storage raised, the row waits and tries again
         attempts = row.attempts + 1
         wait = backoff_seconds(attempts)
@@ -133,14 +137,7 @@ def _delete(row: LogDeletion, now: datetime) -> bool:
             "log deletion %s (%s), attempt %d failed: %s; retrying in %d s", row.pk, row.path, attempts, error, wait
         )
         return False
-    if row.is_folder:
-        log.info("log deletion %s: %d files deleted from %s", row.pk, removed, row.path)
     return True
-
-
-def _delete_file(path: str) -> int:
-    default_storage.delete(path)
-    return 1
 
 
 def empty_folder(folder: str) -> int:
